@@ -1,0 +1,12 @@
+//! EcrCompose: get an MFA session from AWS STS, log in to Amazon ECR and push
+//! the images of a docker compose project, from PowerShell through a C ABI.
+//!
+//! The core operations are plain async functions with typed requests and
+//! results ([`session`], [`login`], [`push`]); [`ffi`] only converts JSON to and
+//! from them.
+
+pub mod error;
+pub mod registry;
+pub mod secret;
+
+pub use error::{EcrStatus, Error, Result};
