@@ -5,8 +5,17 @@
 //! results ([`session`], [`login`], [`push`]); [`ffi`] only converts JSON to and
 //! from them.
 
+pub mod aws;
+pub mod docker_config;
 pub mod error;
+pub mod events;
+pub mod ffi;
+pub mod http;
+pub mod login;
+pub mod operation;
+// pub mod push;
 pub mod registry;
 pub mod secret;
+pub mod session;
 
 pub use error::{EcrStatus, Error, Result};

@@ -1,0 +1,345 @@
+//! AWS SDK configuration shared by the operations, and the mapping of SDK
+//! errors to [`Error`].
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::Credentials;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::{EcrStatus, Error, Result};
+use crate::secret::Secret;
+
+/// Connect timeout for AWS endpoints: long enough for a slow VPN, short
+/// enough that a wrong endpoint fails before the user gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Timeout of one HTTP attempt to an AWS endpoint.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Attempts per AWS call, the first included, with the SDK's standard backoff.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// Where the AWS settings of a request come from; each field falls back to the
+/// environment and the shared config files, as the AWS CLI does.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AwsOptions {
+    /// Named profile of the shared config files (`AWS_PROFILE` otherwise).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Region (`AWS_REGION` or the profile's region otherwise).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint that replaces every AWS service endpoint (`AWS_ENDPOINT_URL` otherwise).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+/// Temporary or long-term AWS credentials handed in by the caller.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionCredentials {
+    /// Access key id (`ASIA…` for a session); not a secret.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: Secret,
+    /// Session token of temporary credentials.
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+    /// Expiration time (RFC 3339) of temporary credentials.
+    #[serde(default)]
+    pub expiration: Option<String>,
+}
+
+impl SessionCredentials {
+    /// Checks the credentials are complete and not expired.
+    pub fn validate(&self) -> Result<()> {
+        if self.access_key_id.trim().is_empty() || self.secret_access_key.is_empty() {
+            return Err(Error::invalid(
+                "InvalidSessionCredentials",
+                "The session credentials are incomplete: the access key id or the secret access key is empty. Pass the object that Get-EcrMfaSession returns.",
+            ));
+        }
+        if let Some(expiration) = &self.expiration {
+            let expires_at = OffsetDateTime::parse(expiration, &Rfc3339).map_err(|_| {
+                Error::invalid(
+                    "InvalidSessionExpiration",
+                    format!("The session expiration '{expiration}' is not an RFC 3339 time, for example 2030-01-31T18:00:00Z."),
+                )
+            })?;
+            if expires_at <= OffsetDateTime::now_utc() {
+                return Err(Error::new(
+                    EcrStatus::Authentication,
+                    "SessionExpired",
+                    format!(
+                        "The MFA session of access key {} expired at {expiration}. Run Get-EcrMfaSession for a new session.",
+                        self.access_key_id
+                    ),
+                )
+                .with_target(self.access_key_id.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn to_sdk(&self) -> Credentials {
+        Credentials::new(
+            self.access_key_id.clone(),
+            self.secret_access_key.expose().to_owned(),
+            self.session_token.as_ref().map(|token| token.expose().to_owned()),
+            None,
+            "EcrComposeSession",
+        )
+    }
+}
+
+/// Loads the SDK configuration: profile, region, endpoint and credentials.
+///
+/// `credentials` replaces the profile's credential chain when given. The
+/// region is required, because ECR registries and STS endpoints are regional.
+pub async fn load_config(options: &AwsOptions, credentials: Option<&SessionCredentials>) -> Result<SdkConfig> {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        );
+    if let Some(profile) = non_empty(&options.profile) {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = non_empty(&options.region) {
+        validate_region(region)?;
+        loader = loader.region(Region::new(region.to_owned()));
+    }
+    if let Some(endpoint) = non_empty(&options.endpoint_url) {
+        validate_endpoint(endpoint)?;
+        loader = loader.endpoint_url(endpoint);
+    }
+    if let Some(credentials) = credentials {
+        credentials.validate()?;
+        loader = loader.credentials_provider(credentials.to_sdk());
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err(Error::invalid(
+            "MissingRegion",
+            "No AWS region is set: pass -Region, set AWS_REGION, or add a region to the profile in the AWS config file.",
+        ));
+    }
+    Ok(config)
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|value| !value.is_empty())
+}
+
+fn validate_region(region: &str) -> Result<()> {
+    let valid = region.len() <= 64
+        && region.split('-').count() >= 3
+        && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "InvalidRegion",
+            format!("The region '{region}' is invalid: use an AWS region code such as 'us-east-1' or 'eu-west-1'."),
+        )
+        .with_target(region))
+    }
+}
+
+fn validate_endpoint(endpoint: &str) -> Result<()> {
+    match url::Url::parse(endpoint) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
+        _ => Err(Error::invalid(
+            "InvalidEndpointUrl",
+            format!("The endpoint URL '{endpoint}' is invalid: give an absolute http or https URL such as 'https://sts.eu-west-1.amazonaws.com'."),
+        )
+        .with_target(endpoint)),
+    }
+}
+
+/// Describes where a call of `service` goes, for error messages.
+pub fn endpoint_description(config: &SdkConfig, service: &str) -> String {
+    if let Some(endpoint) = config.endpoint_url() {
+        return endpoint.to_owned();
+    }
+    let region = config.region().map(Region::as_ref).unwrap_or("us-east-1");
+    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    format!("https://{service}.{region}.{suffix}")
+}
+
+/// Maps an SDK error to an [`Error`], keeping the AWS error code.
+///
+/// `action` names the call (`STS GetSessionToken`) and `endpoint` where it went.
+pub fn map_sdk_error<E>(error: SdkError<E, HttpResponse>, action: &str, endpoint: &str) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown").to_owned();
+            let message = service.err().message().unwrap_or("no message").to_owned();
+            map_service_code(&code, &message, action, endpoint).with_service_code(code)
+        }
+        SdkError::TimeoutError(_) => Error::new(
+            EcrStatus::Timeout,
+            "EndpointTimeout",
+            format!("{action} timed out at {endpoint}. Check the network and the endpoint, then try again."),
+        )
+        .with_target(endpoint),
+        SdkError::DispatchFailure(failure) => {
+            let detail = DisplayErrorContext(&error).to_string();
+            if failure.is_timeout() {
+                Error::new(
+                    EcrStatus::Timeout,
+                    "EndpointTimeout",
+                    format!("{action} timed out connecting to {endpoint}. Check the network and the endpoint, then try again."),
+                )
+                .with_target(endpoint)
+            } else if is_credentials_failure(&detail) {
+                missing_credentials(action, &detail)
+            } else {
+                Error::new(
+                    EcrStatus::Network,
+                    "EndpointUnreachable",
+                    format!("{action} could not reach {endpoint}: {}. Check the network, the region and AWS_ENDPOINT_URL.", short_cause(&detail)),
+                )
+                .with_target(endpoint)
+            }
+        }
+        _ => {
+            let detail = DisplayErrorContext(&error).to_string();
+            if is_credentials_failure(&detail) {
+                missing_credentials(action, &detail)
+            } else {
+                Error::new(
+                    EcrStatus::Network,
+                    "InvalidServiceResponse",
+                    format!("{action} failed at {endpoint}: {}", short_cause(&detail)),
+                )
+                .with_target(endpoint)
+            }
+        }
+    }
+}
+
+fn map_service_code(code: &str, message: &str, action: &str, endpoint: &str) -> Error {
+    match code {
+        "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => Error::new(
+            EcrStatus::Throttled,
+            "Throttled",
+            format!("{action} was throttled by {endpoint} and the retries ran out ({code}). Wait a minute and try again."),
+        ),
+        "ExpiredToken" | "ExpiredTokenException" => Error::new(
+            EcrStatus::Authentication,
+            "CredentialsExpired",
+            format!("{action} failed because the credentials expired ({code}: {message}). Run Get-EcrMfaSession for a new session, or refresh the profile's credentials."),
+        ),
+        "InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch" | "IncompleteSignature"
+        | "MissingAuthenticationToken" | "InvalidSignatureException" => Error::new(
+            EcrStatus::Authentication,
+            "InvalidCredentials",
+            format!("{action} rejected the credentials ({code}: {message}). Check the access key id and secret access key of the profile."),
+        ),
+        "AccessDenied" | "AccessDeniedException" => Error::new(
+            EcrStatus::Denied,
+            "AccessDenied",
+            format!("{action} was denied ({code}: {message}). Ask for the IAM permission, or use a profile that has it."),
+        ),
+        "RepositoryNotFoundException" => Error::new(
+            EcrStatus::NotFound,
+            "RepositoryNotFound",
+            format!("{action} failed: {message}"),
+        ),
+        "ValidationError" | "ValidationException" | "InvalidParameterException" | "InvalidParameterValue" => {
+            Error::invalid("InvalidParameter", format!("{action} rejected a parameter ({code}: {message})."))
+        }
+        _ => Error::new(
+            EcrStatus::Registry,
+            "AwsServiceError",
+            format!("{action} failed at {endpoint} ({code}: {message})."),
+        ),
+    }
+}
+
+fn is_credentials_failure(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    lower.contains("failed to resolve identity")
+        || lower.contains("no credentials")
+        || lower.contains("credentials provider")
+        || lower.contains("could not load credentials")
+}
+
+fn missing_credentials(action: &str, detail: &str) -> Error {
+    Error::new(
+        EcrStatus::Authentication,
+        "MissingCredentials",
+        format!(
+            "{action} found no usable AWS credentials: {}. Configure the profile's aws_access_key_id and aws_secret_access_key, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+            short_cause(detail)
+        ),
+    )
+}
+
+/// Returns the innermost causes of an SDK error chain, which say what happened.
+fn short_cause(detail: &str) -> String {
+    let parts: Vec<&str> = detail.split(": ").collect();
+    let tail = if parts.len() > 3 { &parts[parts.len() - 3..] } else { &parts[..] };
+    tail.join(": ").trim_end_matches('.').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_rejects_garbage() {
+        assert!(validate_region("us-east-1").is_ok());
+        let error = validate_region("US East").unwrap_err();
+        assert_eq!(error.error_id, "InvalidRegion");
+    }
+
+    #[test]
+    fn endpoint_needs_scheme() {
+        assert!(validate_endpoint("http://127.0.0.1:5000").is_ok());
+        assert_eq!(validate_endpoint("127.0.0.1:5000").unwrap_err().error_id, "InvalidEndpointUrl");
+    }
+
+    #[test]
+    fn expired_session_names_fix() {
+        let credentials = SessionCredentials {
+            access_key_id: "ASIAEXAMPLE".to_owned(),
+            secret_access_key: Secret::new("secret"),
+            session_token: Some(Secret::new("token")),
+            expiration: Some("2015-01-01T00:00:00Z".to_owned()),
+        };
+        let error = credentials.validate().unwrap_err();
+        assert_eq!(error.error_id, "SessionExpired");
+        assert!(error.message.contains("Get-EcrMfaSession"));
+    }
+
+    #[test]
+    fn throttling_maps_to_throttled() {
+        let error = map_service_code("Throttling", "Rate exceeded", "STS GetSessionToken", "http://x");
+        assert_eq!(error.status, EcrStatus::Throttled);
+    }
+}
