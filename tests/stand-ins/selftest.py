@@ -20,6 +20,9 @@ import unittest
 import urllib.error
 import urllib.request
 
+# The helper modules stay free of __pycache__ folders in the source tree.
+sys.dont_write_bytecode = True
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 

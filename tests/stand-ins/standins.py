@@ -25,6 +25,9 @@ import secrets
 import string
 import sys
 
+# The helper modules stay free of __pycache__ folders in the source tree.
+sys.dont_write_bytecode = True
+
 import processes
 import services
 

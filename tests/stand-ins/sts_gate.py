@@ -25,6 +25,9 @@ from collections import Counter
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
+# The helper modules stay free of __pycache__ folders in the source tree.
+sys.dont_write_bytecode = True
+
 import sigv4
 import sts_rules
 
