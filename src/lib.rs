@@ -6,6 +6,7 @@
 //! from them.
 
 pub mod aws;
+pub mod compose;
 pub mod docker_config;
 pub mod error;
 pub mod events;
