@@ -1,0 +1,30 @@
+@{
+    RootModule = 'EcrCompose.psm1'
+    ModuleVersion = '0.1.0'
+    GUID = '3f0d8b5e-6c1a-4f7e-9a2d-5b8c4e1f7a93'
+    Author = 'EcrCompose contributors'
+    CompanyName = 'EcrCompose contributors'
+    Copyright = '(c) EcrCompose contributors. Apache License 2.0.'
+    Description = 'Gets an MFA session from AWS STS, logs docker in to Amazon ECR and pushes the images of a docker compose project to ECR, through a native library.'
+    PowerShellVersion = '5.1'
+    CompatiblePSEditions = @('Core', 'Desktop')
+    FormatsToProcess = @('EcrCompose.Format.ps1xml')
+    FunctionsToExport = @('Connect-EcrRegistry', 'Get-EcrMfaSession', 'Push-ComposeToEcr')
+    CmdletsToExport = @()
+    VariablesToExport = @()
+    AliasesToExport = @()
+    FileList = @(
+        'EcrCompose.psd1',
+        'EcrCompose.psm1',
+        'EcrCompose.Format.ps1xml',
+        'Private/NativeMethods.cs'
+    )
+    PrivateData = @{
+        PSData = @{
+            Tags = @('AWS', 'ECR', 'Docker', 'Compose', 'MFA', 'STS', 'Container', 'Registry', 'PSEdition_Core', 'PSEdition_Desktop', 'Windows', 'Linux', 'MacOS')
+            LicenseUri = 'https://www.apache.org/licenses/LICENSE-2.0'
+            # NOTE: ProjectUri is left out until the project has a public home.
+            ReleaseNotes = 'First release: Get-EcrMfaSession, Connect-EcrRegistry and Push-ComposeToEcr.'
+        }
+    }
+}

@@ -1,0 +1,161 @@
+function Invoke-EcrOperation {
+    <#
+    .SYNOPSIS
+    Runs a token, login or push operation of the native library and polls it until it ends.
+
+    .DESCRIPTION
+    Sends the request as JSON with abiVersion 1 and a logLevel of debug when the debug stream is
+    on (info otherwise), starts the operation without a callback, and polls it every
+    PollMilliseconds on this thread: no script code runs on a native thread. Log events go to the
+    verbose, debug and warning streams, progress events to Write-Progress.
+
+    For push, each image is written to the output as an EcrCompose.PushResult as soon as its item
+    event arrives, and each failed image also as a non-terminating error. For token and login,
+    the result document of the response is written to the output.
+
+    A failed operation becomes a terminating error of Cmdlet. When the pipeline stops (Ctrl+C) or
+    fails, the finally block cancels the operation if it still runs and frees its handle.
+    #>
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory)]
+        [ValidateSet('token', 'login', 'push')]
+        [string] $Operation,
+
+        # Request fields of the operation without abiVersion and logLevel.
+        [Parameter(Mandatory)]
+        [hashtable] $Request,
+
+        # The public cmdlet that reports errors.
+        [Parameter(Mandatory)]
+        [System.Management.Automation.PSCmdlet] $Cmdlet,
+
+        # How long each poll waits for the operation to end; Ctrl+C is noticed between polls.
+        [ValidateRange(10, 5000)]
+        [int] $PollMilliseconds = 200
+    )
+
+    $library = Get-EcrNativeLibrary -Cmdlet $Cmdlet
+
+    $document = @{}
+    foreach ($key in $Request.Keys) {
+        $document[$key] = $Request[$key]
+    }
+
+    $document.abiVersion = [EcrCompose.Native.EcrLibrary]::ExpectedAbiVersion
+    $document.logLevel = 'info'
+    if ($DebugPreference -ne 'SilentlyContinue' -and $DebugPreference -ne 'Ignore') {
+        $document.logLevel = 'debug'
+    }
+
+    $requestJson = ConvertTo-Json -InputObject $document -Depth 20 -Compress
+
+    # The library reads AWS_*, DOCKER_* and the compose variables with getenv, which does not see
+    # $env: changes on Linux and macOS until they are copied.
+    $removable = @(
+        'AWS_PROFILE', 'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ACCESS_KEY_ID',
+        'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE',
+        'DOCKER_HOST', 'DOCKER_CONFIG', 'DOCKER_CERT_PATH', 'DOCKER_TLS_VERIFY'
+    )
+    [void] [EcrCompose.Native.NativeEnvironment]::Synchronize($removable)
+
+    $handle = $null
+    $response = $null
+    $finalStatus = 0
+    $openProgress = @{}
+    $writtenImages = [System.Collections.Generic.HashSet[string]]::new()
+    try {
+        try {
+            $handle = $library.Start($Operation, $requestJson)
+        }
+        catch {
+            $reason = $_.Exception
+            while ($reason -is [System.Management.Automation.MethodInvocationException] -and $reason.InnerException) {
+                $reason = $reason.InnerException
+            }
+
+            if ($reason -isnot [EcrCompose.Native.EcrStartException]) {
+                throw
+            }
+
+            $errorDocument = $null
+            if ($reason.ErrorJson) {
+                $errorDocument = ConvertFrom-Json -InputObject $reason.ErrorJson
+            }
+
+            $Cmdlet.ThrowTerminatingError(
+                (New-EcrErrorRecord -ErrorDocument $errorDocument -Status (Get-EcrStatusName $reason.Status)))
+        }
+
+        while ($null -eq $response) {
+            $poll = $handle.Poll($PollMilliseconds)
+            $pollDocument = $null
+            if ($poll.Json) {
+                $pollDocument = ConvertFrom-Json -InputObject $poll.Json
+            }
+
+            foreach ($eventDocument in @($pollDocument.events | Where-Object { $null -ne $_ })) {
+                if ($eventDocument.type -ne 'item') {
+                    Write-EcrEvent -EventDocument $eventDocument -OpenProgress $openProgress
+                    continue
+                }
+
+                $image = $eventDocument.item
+                [void] $writtenImages.Add("$($image.reference)|$($image.status)")
+                ConvertTo-EcrPushResult -Image $image
+                if ($image.status -eq 'Failed') {
+                    $Cmdlet.WriteError((New-EcrErrorRecord -ErrorDocument $image.error -Status 'Registry'))
+                }
+            }
+
+            if ($poll.Status -ne [EcrCompose.Native.EcrLibrary]::StatusPending) {
+                $finalStatus = $poll.Status
+                $response = $pollDocument
+                if ($null -eq $response) {
+                    $response = [pscustomobject] @{ ok = $false; error = $null }
+                }
+            }
+        }
+    }
+    finally {
+        # Free the handle first: writing to a stream fails once the pipeline is stopping.
+        if ($null -ne $handle) {
+            if ($null -eq $response) {
+                [void] $handle.Cancel()
+            }
+
+            $handle.Dispose()
+        }
+
+        foreach ($id in @($openProgress.Keys)) {
+            Write-Progress -Id $id -Activity $openProgress[$id] -Completed
+        }
+    }
+
+    if ($Operation -eq 'push' -and $null -ne $response.result) {
+        # Images that had no item event of their own, such as those of a plan.
+        foreach ($image in @($response.result.images | Where-Object { $null -ne $_ })) {
+            if (-not $writtenImages.Contains("$($image.reference)|$($image.status)")) {
+                ConvertTo-EcrPushResult -Image $image
+                if ($image.status -eq 'Failed') {
+                    $Cmdlet.WriteError((New-EcrErrorRecord -ErrorDocument $image.error -Status 'Registry'))
+                }
+            }
+        }
+
+        $summary = $response.result.summary
+        if ($null -ne $summary) {
+            Write-Verbose ('Pushed {0}, skipped {1}, failed {2} images; {3} bytes uploaded in {4} s.' -f
+                $summary.pushed, $summary.skipped, $summary.failed, $summary.bytes, $summary.seconds)
+        }
+    }
+
+    if ($response.ok -ne $true) {
+        $Cmdlet.ThrowTerminatingError(
+            (New-EcrErrorRecord -ErrorDocument $response.error -Status (Get-EcrStatusName $finalStatus)))
+    }
+
+    if ($Operation -ne 'push') {
+        $response.result
+    }
+}

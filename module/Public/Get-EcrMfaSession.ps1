@@ -1,0 +1,119 @@
+function Get-EcrMfaSession {
+    <#
+    .SYNOPSIS
+    Gets a temporary AWS session from STS with an MFA code.
+
+    .DESCRIPTION
+    Calls STS GetSessionToken with the serial number of your MFA device and the code it shows, using
+    the long-term credentials of your AWS profile, and returns an EcrCompose.MfaSession. Pass that
+    object to Connect-EcrRegistry or Push-ComposeToEcr with -Session, or pipe it to them.
+
+    The session holds a secret access key and a session token. The default views, ToString() and
+    the error messages of this module never show them; Select-Object * and ConvertTo-Json do.
+
+    Credentials, region and endpoint come from the parameters, then from the environment
+    (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL) and the shared AWS config files.
+
+    .PARAMETER SerialNumber
+    The MFA device: the ARN of a virtual device, such as arn:aws:iam::123456789012:mfa/dev, or the
+    serial number of a hardware device. 9 to 256 characters.
+
+    .PARAMETER TokenCode
+    The 6-digit code that the MFA device shows now. A code can be used once.
+
+    .PARAMETER DurationInSeconds
+    How long the session lasts, in seconds: 900 (15 minutes) to 129600 (36 hours). The default is
+    43200 (12 hours), the default of STS.
+
+    .PARAMETER ProfileName
+    The AWS profile with the long-term credentials of the IAM user. Defaults to AWS_PROFILE, then to
+    the default profile.
+
+    .PARAMETER Region
+    The AWS region of the STS endpoint, such as eu-west-1. It is kept in the session and used by
+    the other commands when they get no -Region. Defaults to AWS_REGION, then to the profile.
+
+    .PARAMETER EndpointUrl
+    An absolute http or https URL that replaces the AWS endpoints, for a local stand-in of AWS.
+    Defaults to AWS_ENDPOINT_URL.
+
+    .EXAMPLE
+    $session = Get-EcrMfaSession -SerialNumber arn:aws:iam::123456789012:mfa/dev -TokenCode 123456
+
+    Gets a 12-hour session with the default profile and keeps it in $session.
+
+    .EXAMPLE
+    Get-EcrMfaSession arn:aws:iam::123456789012:mfa/dev 123456 -ProfileName dev -Region eu-west-1 -DurationInSeconds 3600 |
+        Push-ComposeToEcr -Path ./compose.yaml
+
+    Gets a one-hour session with the profile dev and pushes the images of a compose project with it.
+
+    .INPUTS
+    None.
+
+    .OUTPUTS
+    EcrCompose.MfaSession
+    #>
+    [CmdletBinding()]
+    [OutputType([EcrCompose.MfaSession])]
+    param(
+        [Parameter(Mandatory, Position = 0)]
+        [ValidateScript({
+            if ($_.Length -ge 9 -and $_.Length -le 256 -and $_ -match '^[\w+=/:,.@-]+$') {
+                return $true
+            }
+
+            throw ('The MFA serial number is invalid: give the ARN of a virtual device, such as ' +
+                'arn:aws:iam::123456789012:mfa/dev, or the serial number of a hardware device ' +
+                '(9 to 256 letters, digits and +=/:,.@-).')
+        })]
+        [string] $SerialNumber,
+
+        [Parameter(Mandatory, Position = 1)]
+        [ValidateScript({
+            if ($_ -match '^[0-9]{6}$') {
+                return $true
+            }
+
+            # The value is not repeated: a mistyped code is still close to a valid one.
+            throw 'The MFA code is invalid: give the 6 digits that the MFA device shows now.'
+        })]
+        [string] $TokenCode,
+
+        [ValidateRange(900, 129600)]
+        [int] $DurationInSeconds = 43200,
+
+        [ValidateNotNullOrEmpty()]
+        [string] $ProfileName,
+
+        [ValidatePattern('^[a-z0-9-]+$')]
+        [string] $Region,
+
+        [ValidateScript({ Test-EcrEndpointUrl -Url $_ })]
+        [string] $EndpointUrl
+    )
+
+    $request = @{
+        serialNumber = $SerialNumber
+        tokenCode = $TokenCode
+        durationSeconds = $DurationInSeconds
+    }
+    $aws = New-EcrAwsOptions -ProfileName $ProfileName -Region $Region -EndpointUrl $EndpointUrl
+    if ($aws.Count -gt 0) {
+        $request.aws = $aws
+    }
+
+    $result = Invoke-EcrOperation -Operation token -Request $request -Cmdlet $PSCmdlet
+
+    $session = [EcrCompose.MfaSession]::new()
+    $session.AccessKeyId = $result.accessKeyId
+    $session.SecretAccessKey = $result.secretAccessKey
+    $session.SessionToken = $result.sessionToken
+    $session.Expiration = ConvertTo-EcrUtcDateTime -Value $result.expiration
+    $session.SerialNumber = $result.serialNumber
+    $session.AccountId = $result.accountId
+    $session.ProfileName = $result.profile
+    $session.Region = $result.region
+    Write-Verbose "Got an MFA session of account $($session.AccountId) that expires at $($session.Expiration.ToString('u'))."
+    $session
+}

@@ -1,0 +1,180 @@
+function Push-ComposeToEcr {
+    <#
+    .SYNOPSIS
+    Pushes the images of a docker compose project to Amazon ECR.
+
+    .DESCRIPTION
+    Reads the compose files like docker compose does (env files, profiles, variable interpolation),
+    finds the image of each service, and pushes every image whose registry is an ECR registry (or
+    an alias of one) from the local docker engine to that registry. Images of other registries and
+    services that only have a build section are skipped, with the reason in the result.
+
+    Writes one EcrCompose.PushResult per image as soon as it is pushed, skipped or failed. A failed
+    image is also written as a non-terminating error; an error that stops the whole push, such as
+    rejected credentials, is a terminating error. Progress goes to the progress stream and log
+    lines to the verbose and debug streams.
+
+    With -WhatIf nothing is pushed: the command reads the project, asks the library for the plan
+    and prints one "What if" line per image that would be pushed.
+
+    .PARAMETER Path
+    The compose files, merged in order like docker compose -f. Relative paths are resolved against
+    the current PowerShell location. Defaults to the first of compose.yaml, compose.yml,
+    docker-compose.yml and docker-compose.yaml found in the current location or its parents, as
+    docker compose looks for them.
+
+    .PARAMETER Session
+    An MFA session from Get-EcrMfaSession. Its credentials are used, and its region when -Region
+    is not given. Accepted from the pipeline. Without it, the default AWS credentials are used.
+
+    .PARAMETER Service
+    Pushes only the images of these services. Defaults to every service.
+
+    .PARAMETER RegistryAlias
+    Maps other registry hosts to ECR registries: keys are registry hosts in the compose file (such
+    as 127.0.0.1:5000), values are ECR registry hosts whose authorization is used for them.
+
+    .PARAMETER EnvFile
+    Env files for variable interpolation, like docker compose --env-file. Defaults to .env next to
+    the first compose file.
+
+    .PARAMETER Profile
+    Compose profiles to enable, like docker compose --profile.
+
+    .PARAMETER ProfileName
+    The AWS profile. Defaults to AWS_PROFILE, then to the default profile.
+
+    .PARAMETER Region
+    The AWS region. Defaults to the region of the session, then to AWS_REGION and the profile.
+
+    .PARAMETER EndpointUrl
+    An absolute http or https URL that replaces the AWS endpoints. Defaults to AWS_ENDPOINT_URL.
+
+    .PARAMETER DockerHost
+    The docker engine that holds the images, such as tcp://127.0.0.1:2375. Defaults to
+    DOCKER_HOST, then to the platform default.
+
+    .PARAMETER Strict
+    Fails instead of skipping when an image has no ECR registry or a service has no image.
+
+    .EXAMPLE
+    Get-EcrMfaSession arn:aws:iam::123456789012:mfa/dev 123456 | Push-ComposeToEcr
+
+    Pushes the images of the compose project in the current location with a new MFA session.
+
+    .EXAMPLE
+    Push-ComposeToEcr -Path ./compose.yaml, ./compose.prod.yaml -Service web, worker -Session $session -WhatIf
+
+    Shows which images of the services web and worker would be pushed, without pushing.
+
+    .EXAMPLE
+    Push-ComposeToEcr -Session $session -RegistryAlias @{ 'localhost:5000' = '123456789012.dkr.ecr.us-east-1.amazonaws.com' } |
+        Format-Table Service, Reference, Digest
+
+    Pushes images that the compose file names with localhost:5000 to that ECR registry, and shows
+    their digests.
+
+    .INPUTS
+    EcrCompose.MfaSession
+
+    .OUTPUTS
+    EcrCompose.PushResult
+    #>
+    [CmdletBinding(SupportsShouldProcess)]
+    [OutputType('EcrCompose.PushResult')]
+    param(
+        [Parameter(Position = 0)]
+        [ValidateNotNullOrEmpty()]
+        [string[]] $Path,
+
+        [Parameter(ValueFromPipeline)]
+        [EcrCompose.MfaSession] $Session,
+
+        [ValidateNotNullOrEmpty()]
+        [string[]] $Service,
+
+        [ValidateNotNull()]
+        [hashtable] $RegistryAlias,
+
+        [ValidateNotNullOrEmpty()]
+        [string[]] $EnvFile,
+
+        [ValidateNotNullOrEmpty()]
+        [string[]] $Profile,
+
+        [ValidateNotNullOrEmpty()]
+        [string] $ProfileName,
+
+        [ValidatePattern('^[a-z0-9-]+$')]
+        [string] $Region,
+
+        [ValidateScript({ Test-EcrEndpointUrl -Url $_ })]
+        [string] $EndpointUrl,
+
+        [ValidatePattern('^(unix|tcp|npipe|http|https)://')]
+        [string] $DockerHost,
+
+        [switch] $Strict
+    )
+
+    process {
+        # The library resolves relative paths against the process working directory, which
+        # Set-Location does not change, so every path it gets is absolute.
+        $location = Resolve-EcrFileSystemPath -Path '.' -Cmdlet $PSCmdlet
+        $composeFiles = @($Path | Where-Object { $_ } | ForEach-Object {
+                Resolve-EcrFileSystemPath -Path $_ -Cmdlet $PSCmdlet
+            })
+
+        $request = @{
+            composeFiles = [string[]] $composeFiles
+            workingDirectory = $location
+            envFiles = [string[]] @($EnvFile | Where-Object { $_ } | ForEach-Object {
+                    Resolve-EcrFileSystemPath -Path $_ -Cmdlet $PSCmdlet
+                })
+            profiles = [string[]] @($Profile | Where-Object { $_ })
+            services = [string[]] @($Service | Where-Object { $_ })
+            strict = $Strict.IsPresent
+            dryRun = [bool] $WhatIfPreference
+        }
+
+        $aws = New-EcrAwsOptions -ProfileName $ProfileName -Region $Region -EndpointUrl $EndpointUrl -Session $Session
+        if ($aws.Count -gt 0) {
+            $request.aws = $aws
+        }
+
+        if ($null -ne $Session) {
+            $request.credentials = ConvertTo-EcrCredentials -Session $Session -Cmdlet $PSCmdlet
+        }
+
+        if ($RegistryAlias) {
+            $request.registryAliases = ConvertTo-EcrRegistryAliases -RegistryAlias $RegistryAlias
+        }
+
+        $docker = New-EcrDockerOptions -DockerHost $DockerHost -Cmdlet $PSCmdlet
+        if ($docker.Count -gt 0) {
+            $request.docker = $docker
+        }
+
+        if ($WhatIfPreference) {
+            # The dry run reads the project and resolves registries but uploads nothing.
+            $plan = Invoke-EcrOperation -Operation push -Request $request -Cmdlet $PSCmdlet
+            foreach ($image in $plan) {
+                if ($image.Status -eq 'Planned') {
+                    [void] $PSCmdlet.ShouldProcess($image.Reference, 'Push image to Amazon ECR')
+                }
+                else {
+                    Write-Verbose "$($image.Reference): $($image.Status). $($image.Reason)"
+                }
+            }
+
+            return
+        }
+
+        $project = if ($composeFiles.Count -gt 0) { $composeFiles -join ', ' } else { $location }
+        if (-not $PSCmdlet.ShouldProcess($project, 'Push the compose images to Amazon ECR')) {
+            return
+        }
+
+        Invoke-EcrOperation -Operation push -Request $request -Cmdlet $PSCmdlet
+    }
+}
