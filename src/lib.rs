@@ -14,9 +14,11 @@ pub mod ffi;
 pub mod http;
 pub mod login;
 pub mod operation;
-// pub mod push;
+pub mod plan;
+pub mod push;
 pub mod registry;
 pub mod secret;
+pub mod source;
 pub mod session;
 
 pub use error::{EcrStatus, Error, Result};

@@ -14,7 +14,7 @@ use super::request::{self, Envelope};
 use crate::error::{EcrStatus, Error, Result};
 use crate::events::{self, EventHook, EventSink};
 use crate::operation::{self, OperationContext};
-use crate::{login, session};
+use crate::{login, push, session};
 
 /// A running or finished operation, owned by the caller through a pointer.
 pub struct EcrOperation {
@@ -24,7 +24,7 @@ pub struct EcrOperation {
 }
 
 /// Kinds of operation that `ecr_operation_start` takes.
-const OPERATIONS: [&str; 3] = ["token", "login", "push"];
+const OPERATIONS: [&str; 4] = ["token", "login", "push", "cache-clear"];
 
 impl EcrOperation {
     /// Parses the request and starts the operation on the shared runtime.
@@ -121,8 +121,13 @@ fn build_future(kind: &str, body: Value, context: OperationContext) -> Result<Bo
             let request: login::LoginRequest = request::parse_body(kind, body)?;
             Box::pin(async move { to_value(login::login(&request, &context).await?) })
         }
+        "cache-clear" => {
+            let request: session::ClearRequest = request::parse_body(kind, body)?;
+            Box::pin(async move { to_value(session::clear_cache(&request).await?) })
+        }
         _ => {
-            return Err(Error::internal("push is not wired yet"));
+            let request: push::PushRequest = request::parse_body(kind, body)?;
+            Box::pin(async move { to_value(push::push(&request, &context).await?) })
         }
     };
     Ok(future)

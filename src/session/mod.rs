@@ -1,6 +1,14 @@
-//! The token operation: an MFA session from STS GetSessionToken.
+//! The token operation: an MFA session from STS GetSessionToken, reused from
+//! the per-user cache while it is still good.
+
+mod cache;
+mod protect;
+
+pub use cache::{CACHE_DIR_VARIABLE, SessionCache};
 
 use std::borrow::Cow;
+use std::path::PathBuf;
+use std::time::Duration;
 use std::sync::LazyLock;
 
 use aws_config::profile::ProfileSet;
@@ -57,6 +65,73 @@ pub struct TokenRequest {
     /// Session length in seconds; the profile's `duration_seconds` or 12 hours otherwise.
     #[serde(default)]
     pub duration_seconds: Option<u32>,
+    /// Use of the session cache.
+    #[serde(default)]
+    pub cache: CacheOptions,
+}
+
+/// How the token operation uses the session cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    /// Reuse a cached session that is still good, else get a new one and cache it.
+    #[default]
+    Use,
+    /// Get a new session and cache it.
+    Refresh,
+    /// Neither read nor write the cache.
+    Off,
+    /// Return a cached session that is still good, or fail with `NoCachedSession`.
+    Only,
+}
+
+/// Session cache settings of a token request.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CacheOptions {
+    /// How the cache is used.
+    #[serde(default)]
+    pub mode: CacheMode,
+    /// A cached session with less time left than this is not reused; 300 s by default.
+    #[serde(default)]
+    pub min_remaining_seconds: Option<u64>,
+    /// Cache folder; `ECR_COMPOSE_CACHE_DIR` or the user's cache folder otherwise.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Time a cached session must have left to be reused, unless the request says otherwise.
+const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(300);
+
+/// Request of the cache-clear operation.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClearRequest {
+    /// Profile whose sessions are removed; every profile's when absent.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Cache folder, as in [`CacheOptions::dir`].
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Result of the cache-clear operation.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClearResult {
+    /// Sessions removed.
+    pub removed: usize,
+    /// The cache file.
+    pub path: String,
+}
+
+/// Removes cached sessions.
+pub async fn clear_cache(request: &ClearRequest) -> Result<ClearResult> {
+    let cache = SessionCache::open(request.dir.as_deref())?;
+    let profile = request.profile.as_deref().map(str::trim).filter(|name| !name.is_empty());
+    let removed = cache.clear(profile)?;
+    tracing::info!(removed, path = %cache.path().display(), "cleared cached MFA sessions");
+    Ok(ClearResult { removed, path: cache.path().display().to_string() })
 }
 
 /// An MFA session: temporary credentials and where they came from.
@@ -79,6 +154,9 @@ pub struct MfaSession {
     pub profile: String,
     /// Region of the STS endpoint, and the default region of later calls.
     pub region: String,
+    /// True when the session came from the cache, without a call to STS.
+    #[serde(default)]
+    pub from_cache: bool,
 }
 
 /// Values that the profile contributes to a token request.
@@ -110,6 +188,30 @@ pub async fn get_session_token(request: &TokenRequest, context: &OperationContex
             )
         })?;
     let serial_number = validate_serial_number(&serial_number)?;
+    let cache = match request.cache.mode {
+        CacheMode::Off => None,
+        _ => Some(SessionCache::open(request.cache.dir.as_deref())?),
+    };
+    if matches!(request.cache.mode, CacheMode::Use | CacheMode::Only) {
+        let min_remaining = request.cache.min_remaining_seconds.map_or(DEFAULT_MIN_REMAINING, Duration::from_secs);
+        let cached = cache.as_ref().and_then(|cache| cache.load(&defaults.name, &serial_number, min_remaining));
+        if let Some(session) = cached {
+            context.events.redact(session.secret_access_key.expose());
+            context.events.redact(session.session_token.expose());
+            tracing::info!(serial_number = %serial_number, expiration = %session.expiration, "reusing the cached MFA session");
+            return Ok(session);
+        }
+        if request.cache.mode == CacheMode::Only {
+            return Err(Error::not_found(
+                "NoCachedSession",
+                format!(
+                    "No cached MFA session of profile '{}' for {serial_number} is still valid: pass -TokenCode with the code your MFA device shows now.",
+                    defaults.name
+                ),
+            )
+            .with_target(serial_number));
+        }
+    }
     let token_code = request.token_code.as_ref().ok_or_else(|| {
         Error::invalid(
             "MissingTokenCode",
@@ -165,7 +267,7 @@ pub async fn get_session_token(request: &TokenRequest, context: &OperationContex
         .and_then(|time| time.format(&Rfc3339).ok())
         .unwrap_or_default();
     tracing::info!(access_key_id = %credentials.access_key_id, expiration = %expiration, "MFA session created");
-    Ok(MfaSession {
+    let session = MfaSession {
         access_key_id: credentials.access_key_id,
         secret_access_key: Secret::new(credentials.secret_access_key),
         session_token: Secret::new(credentials.session_token),
@@ -174,7 +276,15 @@ pub async fn get_session_token(request: &TokenRequest, context: &OperationContex
         serial_number,
         profile: defaults.name,
         region,
-    })
+        from_cache: false,
+    };
+    if let Some(cache) = &cache {
+        // A session that cannot be cached is still good to use.
+        if let Err(error) = cache.store(&session) {
+            tracing::warn!("{}", error.message);
+        }
+    }
+    Ok(session)
 }
 
 /// Reads the selected profile of the shared config files.
