@@ -1,0 +1,232 @@
+# Tests of Connect-EcrRegistry against moto behind the STS gate and Debian's docker-registry.
+# Every login goes to the local registry through -RegistryAlias: the library checks a login with
+# GET /v2/ on the registry, and no test may reach a real ECR host.
+
+BeforeAll {
+    $repositoryRoot = Split-Path -Parent $PSScriptRoot
+    $savedEnvironment = [System.Environment]::GetEnvironmentVariables()
+    if ($env:ECR_COMPOSE_MODULE) {
+        $manifestPath = $env:ECR_COMPOSE_MODULE
+    }
+    else {
+        $manifestPath = Join-Path $repositoryRoot 'module/EcrCompose.psd1'
+        if (-not $env:ECR_COMPOSE_LIBRARY) {
+            $env:ECR_COMPOSE_LIBRARY = Join-Path $repositoryRoot 'target/release/libecr_compose.so'
+        }
+    }
+
+    Import-Module $manifestPath -Force
+    Import-Module (Join-Path $repositoryRoot 'tests/StandIns.psm1') -Force
+
+    $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-login-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+    $standIns = Start-StandIns -State $state -Services sts, registry
+    Use-StandInEnvironment -StandIns $standIns
+    $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state 'session-cache'
+
+    $registryHost = $standIns.registry.host
+    $ecrHost = "$($standIns.accountId).dkr.ecr.$($standIns.region).amazonaws.com"
+    $aliases = @{ $registryHost = $ecrHost }
+    $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
+    $secrets = @{
+        'the long-term secret access key' = $standIns.secretAccessKey
+        'the session secret access key' = $session.SecretAccessKey
+        'the session token' = $session.SessionToken
+        'the ECR password' = $standIns.registry.password
+        'the docker auth value' = [System.Convert]::ToBase64String(
+            [System.Text.Encoding]::UTF8.GetBytes("$($standIns.registry.username):$($standIns.registry.password)"))
+    }
+
+    function New-DockerConfigFolder {
+        $folder = Join-Path $state "docker-config-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        $null = New-Item -ItemType Directory -Path $folder
+        return $folder
+    }
+
+    # Returns the names of the secrets that occur in Text; the values themselves are never printed.
+    function Find-Secret {
+        param([string] $Text)
+
+        foreach ($name in $secrets.Keys) {
+            $value = $secrets[$name]
+            if ($value -and $Text.Contains($value)) { $name }
+        }
+    }
+
+    function ConvertTo-VisibleText {
+        param([object[]] $Records)
+
+        $parts = foreach ($record in $Records) {
+            $record | Out-String -Width 4096
+            "$record"
+            if ($record -is [System.Management.Automation.ErrorRecord]) {
+                $record.Exception.Message
+                $record | Format-List * -Force | Out-String -Width 4096
+            }
+        }
+
+        $parts -join "`n"
+    }
+}
+
+AfterAll {
+    if ($standIns) {
+        Stop-StandIns -State $state
+    }
+
+    foreach ($name in [System.Environment]::GetEnvironmentVariables().Keys) {
+        if (-not $savedEnvironment.Contains($name)) {
+            [System.Environment]::SetEnvironmentVariable($name, $null)
+        }
+    }
+
+    foreach ($name in $savedEnvironment.Keys) {
+        [System.Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name])
+    }
+}
+
+Describe 'Connect-EcrRegistry' {
+    Context 'session from the pipeline' {
+        BeforeAll {
+            $configFolder = New-DockerConfigFolder
+            $before = [datetime]::UtcNow
+            $records = @($session | Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases `
+                    -DockerConfigPath $configFolder -Verbose *>&1)
+            $login = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.LoginResult' })
+            $configPath = Join-Path $configFolder 'config.json'
+        }
+
+        It 'returns one login' {
+            $login.Count | Should -Be 1
+        }
+
+        It 'names the registry' {
+            $login[0].Registry | Should -Be $registryHost
+        }
+
+        It 'names the ECR host' {
+            $login[0].EcrHost | Should -Be $ecrHost
+        }
+
+        It 'names the account' {
+            $login[0].AccountId | Should -Be $standIns.accountId
+        }
+
+        It 'names the region' {
+            $login[0].Region | Should -Be $standIns.region
+        }
+
+        It 'expires in the future, in UTC' {
+            $login[0].ExpiresAt | Should -BeGreaterThan $before
+            $login[0].ExpiresAt.Kind | Should -Be ([System.DateTimeKind]::Utc)
+        }
+
+        It 'names the config file' {
+            $login[0].DockerConfig | Should -Be $configPath
+        }
+
+        It 'writes the bare host key' {
+            $config = Get-Content -Path $configPath -Raw | ConvertFrom-Json
+            @($config.auths.PSObject.Properties.Name) | Should -Be @($registryHost)
+        }
+
+        It 'writes the ECR password as auth' {
+            $config = Get-Content -Path $configPath -Raw | ConvertFrom-Json
+            $auth = $config.auths.$registryHost.auth
+            ($auth -eq $secrets['the docker auth value']) | Should -BeTrue -Because 'auth is base64 of AWS:<ECR password>'
+        }
+
+        It 'writes no secret to any stream' {
+            Find-Secret -Text (ConvertTo-VisibleText $records) | Should -BeNullOrEmpty
+        }
+    }
+
+    Context 'options' {
+        It 'resolves a relative DockerConfigPath against the location' {
+            $parent = New-DockerConfigFolder
+            Push-Location $parent
+            try {
+                $login = Connect-EcrRegistry -Registry $registryHost -Session $session -RegistryAlias $aliases -DockerConfigPath 'relative'
+            }
+            finally {
+                Pop-Location
+            }
+
+            $login.DockerConfig | Should -Be (Join-Path $parent 'relative/config.json')
+            Join-Path $parent 'relative/config.json' | Should -Exist
+        }
+
+        It 'uses DOCKER_CONFIG without DockerConfigPath' {
+            $configFolder = New-DockerConfigFolder
+            $previous = $env:DOCKER_CONFIG
+            $env:DOCKER_CONFIG = $configFolder
+            try {
+                $login = Connect-EcrRegistry -Registry $registryHost -Session $session -RegistryAlias $aliases
+            }
+            finally {
+                $env:DOCKER_CONFIG = $previous
+            }
+
+            $login.DockerConfig | Should -Be (Join-Path $configFolder 'config.json')
+        }
+
+        It 'logs in with the default credentials without a session' {
+            $login = Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases -DockerConfigPath (New-DockerConfigFolder)
+            $login.Registry | Should -Be $registryHost
+        }
+
+        It 'changes nothing with -WhatIf' {
+            $configFolder = New-DockerConfigFolder
+            $result = Connect-EcrRegistry -Registry $registryHost -Session $session -RegistryAlias $aliases -DockerConfigPath $configFolder -WhatIf
+            $result | Should -BeNullOrEmpty
+            Join-Path $configFolder 'config.json' | Should -Not -Exist
+        }
+    }
+
+    Context 'failures' {
+        It 'rejects a registry that is not ECR' {
+            $failure = $null
+            try { Connect-EcrRegistry -Registry 'docker.io' -Session $session -DockerConfigPath (New-DockerConfigFolder) } catch { $failure = $_ }
+            $failure.FullyQualifiedErrorId | Should -Be 'NotAnEcrRegistry,Connect-EcrRegistry'
+            $failure.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        }
+
+        It 'rejects an expired session before calling AWS' {
+            $expired = [EcrCompose.MfaSession] @{
+                AccessKeyId = $session.AccessKeyId
+                SecretAccessKey = $session.SecretAccessKey
+                SessionToken = $session.SessionToken
+                Expiration = [datetime]::UtcNow.AddMinutes(-1)
+                SerialNumber = $session.SerialNumber
+                AccountId = $session.AccountId
+                Region = $session.Region
+            }
+            $records = @(& {
+                    try { Connect-EcrRegistry -Registry $registryHost -Session $expired -RegistryAlias $aliases -DockerConfigPath (New-DockerConfigFolder) }
+                    catch { $_ }
+                } *>&1)
+            $failure = $records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] } | Select-Object -Last 1
+            $failure.FullyQualifiedErrorId | Should -Be 'MfaSessionExpired,Connect-EcrRegistry'
+            $failure.CategoryInfo.Category | Should -Be 'AuthenticationError'
+            Find-Secret -Text (ConvertTo-VisibleText $records) | Should -BeNullOrEmpty
+        }
+
+        It 'rejects a session without a secret access key' {
+            $incomplete = [EcrCompose.MfaSession] @{ AccessKeyId = $session.AccessKeyId; Expiration = $session.Expiration }
+            $failure = $null
+            try { Connect-EcrRegistry -Registry $registryHost -Session $incomplete -RegistryAlias $aliases } catch { $failure = $_ }
+            $failure.FullyQualifiedErrorId | Should -Be 'MfaSessionIncomplete,Connect-EcrRegistry'
+        }
+
+        It 'reports an unreachable registry as ConnectionError' {
+            # Port 9 (discard) has no listener on the loopback address of a test machine.
+            $failure = $null
+            try {
+                Connect-EcrRegistry -Registry '127.0.0.1:9' -Session $session -RegistryAlias @{ '127.0.0.1:9' = $ecrHost } `
+                    -DockerConfigPath (New-DockerConfigFolder)
+            }
+            catch { $failure = $_ }
+            $failure.CategoryInfo.Category | Should -Be 'ConnectionError'
+            $failure.TargetObject | Should -Not -BeNullOrEmpty
+        }
+    }
+}

@@ -1,0 +1,338 @@
+# Tests of Get-EcrMfaSession against moto behind the STS gate.
+# The module under test is $env:ECR_COMPOSE_MODULE (the built layout), or module/ with the library
+# that cargo built in target/release.
+
+BeforeAll {
+    $repositoryRoot = Split-Path -Parent $PSScriptRoot
+    $savedEnvironment = [System.Environment]::GetEnvironmentVariables()
+    if ($env:ECR_COMPOSE_MODULE) {
+        $manifestPath = $env:ECR_COMPOSE_MODULE
+    }
+    else {
+        $manifestPath = Join-Path $repositoryRoot 'module/EcrCompose.psd1'
+        if (-not $env:ECR_COMPOSE_LIBRARY) {
+            $env:ECR_COMPOSE_LIBRARY = Join-Path $repositoryRoot 'target/release/libecr_compose.so'
+        }
+    }
+
+    Import-Module $manifestPath -Force
+    Import-Module (Join-Path $repositoryRoot 'tests/StandIns.psm1') -Force
+
+    $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-mfa-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+    $standIns = Start-StandIns -State $state -Services sts
+    Use-StandInEnvironment -StandIns $standIns
+
+    # A cached session would answer without asking STS, so each context gets its own cache.
+    function Use-NewSessionCache {
+        $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state "cache-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+    }
+
+    # Returns the names of the secrets that occur in Text; the values themselves are never printed.
+    function Find-Secret {
+        param([string] $Text, [hashtable] $Secrets)
+
+        foreach ($name in $Secrets.Keys) {
+            $value = $Secrets[$name]
+            if ($value -and $Text.Contains($value)) { $name }
+        }
+    }
+
+    # Renders everything a user could see of the captured records: views, messages and ToString().
+    function ConvertTo-VisibleText {
+        param([object[]] $Records)
+
+        $parts = foreach ($record in $Records) {
+            $record | Out-String -Width 4096
+            "$record"
+            if ($record -is [System.Management.Automation.ErrorRecord]) {
+                $record.Exception.Message
+                $record | Format-List * -Force | Out-String -Width 4096
+            }
+        }
+
+        $parts -join "`n"
+    }
+
+    $longTermSecrets = @{ 'the long-term secret access key' = $standIns.secretAccessKey }
+    Use-NewSessionCache
+}
+
+AfterAll {
+    if ($standIns) {
+        Stop-StandIns -State $state
+    }
+
+    foreach ($name in [System.Environment]::GetEnvironmentVariables().Keys) {
+        if (-not $savedEnvironment.Contains($name)) {
+            [System.Environment]::SetEnvironmentVariable($name, $null)
+        }
+    }
+
+    foreach ($name in $savedEnvironment.Keys) {
+        [System.Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name])
+    }
+}
+
+Describe 'Get-EcrMfaSession' {
+    Context 'good code' {
+        BeforeAll {
+            Use-NewSessionCache
+            $before = [datetime]::UtcNow
+            $records = @(Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -Verbose *>&1)
+            $after = [datetime]::UtcNow
+            $session = @($records | Where-Object { $_ -is [EcrCompose.MfaSession] })
+            $secrets = $longTermSecrets + @{
+                'the session secret access key' = $session[0].SecretAccessKey
+                'the session token' = $session[0].SessionToken
+            }
+        }
+
+        It 'returns one session' {
+            $session.Count | Should -Be 1
+        }
+
+        It 'sets the account id' {
+            $session[0].AccountId | Should -Be $standIns.accountId
+        }
+
+        It 'sets the serial number' {
+            $session[0].SerialNumber | Should -Be $standIns.serialNumber
+        }
+
+        It 'takes the region from AWS_REGION' {
+            $session[0].Region | Should -Be $standIns.region
+        }
+
+        It 'sets an access key id' {
+            $session[0].AccessKeyId | Should -Not -BeNullOrEmpty
+        }
+
+        It 'sets a secret access key' {
+            $session[0].SecretAccessKey | Should -Not -BeNullOrEmpty
+        }
+
+        It 'sets a session token' {
+            $session[0].SessionToken | Should -Not -BeNullOrEmpty
+        }
+
+        It 'returns the expiration in UTC' {
+            $session[0].Expiration.Kind | Should -Be ([System.DateTimeKind]::Utc)
+        }
+
+        It 'lasts 12 hours by default' {
+            # STS reports whole seconds, so allow a few seconds either side.
+            $session[0].Expiration | Should -BeGreaterOrEqual $before.AddSeconds(43200 - 5)
+            $session[0].Expiration | Should -BeLessOrEqual $after.AddSeconds(43200 + 5)
+        }
+
+        It 'writes verbose messages' {
+            @($records | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Count | Should -BeGreaterThan 0
+        }
+
+        It 'writes no secret to any stream' {
+            Find-Secret -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
+        }
+    }
+
+    Context 'duration' {
+        It 'lasts DurationInSeconds' {
+            Use-NewSessionCache
+            $before = [datetime]::UtcNow
+            $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -DurationInSeconds 900
+            $session.Expiration | Should -BeGreaterOrEqual $before.AddSeconds(900 - 5)
+            $session.Expiration | Should -BeLessOrEqual ([datetime]::UtcNow.AddSeconds(900 + 5))
+        }
+    }
+
+    Context 'views of a session' {
+        BeforeAll {
+            Use-NewSessionCache
+            $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
+            $secrets = @{
+                'the session secret access key' = $session.SecretAccessKey
+                'the session token' = $session.SessionToken
+            }
+        }
+
+        It 'Format-Table shows no secret' {
+            Find-Secret -Text ($session | Format-Table | Out-String -Width 4096) -Secrets $secrets | Should -BeNullOrEmpty
+        }
+
+        It 'Format-Table shows the account' {
+            $session | Format-Table | Out-String -Width 4096 | Should -Match $standIns.accountId
+        }
+
+        It 'Format-List shows no secret' {
+            Find-Secret -Text ($session | Format-List | Out-String -Width 4096) -Secrets $secrets | Should -BeNullOrEmpty
+        }
+
+        It 'Format-List shows the serial number' {
+            $session | Format-List | Out-String -Width 4096 | Should -Match ([regex]::Escape($standIns.serialNumber))
+        }
+
+        It 'ToString() shows no secret' {
+            Find-Secret -Text $session.ToString() -Secrets $secrets | Should -BeNullOrEmpty
+        }
+
+        It 'string expansion shows no secret' {
+            Find-Secret -Text "$session" -Secrets $secrets | Should -BeNullOrEmpty
+        }
+
+        It 'Out-String shows no secret' {
+            Find-Secret -Text ($session | Out-String -Width 4096) -Secrets $secrets | Should -BeNullOrEmpty
+        }
+
+        It 'Format-List * shows the secrets on request' {
+            # Proves that Find-Secret finds what the other tests look for.
+            Find-Secret -Text ($session | Format-List * | Out-String -Width 4096) -Secrets $secrets | Should -HaveCount 2
+        }
+
+        It 'Out-String shows the time left' {
+            $session | Out-String -Width 4096 | Should -Match '\b1[01]:\d\d:\d\d\b'
+        }
+    }
+
+    Context 'wrong code' {
+        BeforeAll {
+            Use-NewSessionCache
+            $records = @(& {
+                    try {
+                        Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode $standIns.wrongTokenCode -Verbose
+                    }
+                    catch {
+                        $_
+                    }
+                } *>&1)
+            $failure = $records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] } | Select-Object -Last 1
+        }
+
+        It 'fails with MfaCodeRejected' {
+            $failure.FullyQualifiedErrorId | Should -Be 'MfaCodeRejected,Get-EcrMfaSession'
+        }
+
+        It 'has the AuthenticationError category' {
+            $failure.CategoryInfo.Category | Should -Be 'AuthenticationError'
+        }
+
+        It 'targets the serial number' {
+            $failure.TargetObject | Should -Be $standIns.serialNumber
+        }
+
+        It 'keeps the STS error code' {
+            $failure.Exception.ServiceCode | Should -Be 'AccessDenied'
+        }
+
+        It 'names the MFA device in the message' {
+            $failure.Exception.Message | Should -Match ([regex]::Escape($standIns.serialNumber))
+        }
+
+        It 'does not repeat the code' {
+            $failure.Exception.Message | Should -Not -Match $standIns.wrongTokenCode
+        }
+
+        It 'returns no session' {
+            @($records | Where-Object { $_ -is [EcrCompose.MfaSession] }).Count | Should -Be 0
+        }
+
+        It 'writes no secret to any stream' {
+            Find-Secret -Text (ConvertTo-VisibleText $records) -Secrets $longTermSecrets | Should -BeNullOrEmpty
+        }
+    }
+
+    Context 'parameter validation' {
+        It 'rejects <Case>' -ForEach @(
+            @{ Case = 'a 5-digit code'; Parameters = @{ TokenCode = '12345' } }
+            @{ Case = 'a 7-digit code'; Parameters = @{ TokenCode = '1234567' } }
+            @{ Case = 'a code with letters'; Parameters = @{ TokenCode = '12a456' } }
+            @{ Case = 'a short serial number'; Parameters = @{ SerialNumber = 'GAHT1234' } }
+            @{ Case = 'a serial number with spaces'; Parameters = @{ SerialNumber = 'arn:aws:iam::123456789012:mfa/my device' } }
+            @{ Case = 'a 257-character serial number'; Parameters = @{ SerialNumber = 'A' * 257 } }
+            @{ Case = 'a duration under 900 s'; Parameters = @{ DurationInSeconds = 899 } }
+            @{ Case = 'a duration over 129600 s'; Parameters = @{ DurationInSeconds = 129601 } }
+            @{ Case = 'a relative endpoint URL'; Parameters = @{ EndpointUrl = '127.0.0.1:4566' } }
+            @{ Case = 'an ftp endpoint URL'; Parameters = @{ EndpointUrl = 'ftp://127.0.0.1/' } }
+            @{ Case = 'a region with spaces'; Parameters = @{ Region = 'us east 1' } }
+            @{ Case = 'an empty profile name'; Parameters = @{ ProfileName = '' } }
+        ) {
+            $arguments = @{ SerialNumber = $standIns.serialNumber; TokenCode = '123456' }
+            foreach ($key in $Parameters.Keys) { $arguments[$key] = $Parameters[$key] }
+
+            $failure = $null
+            try { Get-EcrMfaSession @arguments } catch { $failure = $_ }
+            $failure.FullyQualifiedErrorId | Should -BeLike 'ParameterArgumentValidationError*,Get-EcrMfaSession'
+        }
+
+        It 'explains an invalid code' {
+            $failure = $null
+            try { Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '12345' } catch { $failure = $_ }
+            $failure.Exception.Message | Should -Match '6 digits'
+        }
+
+        It 'explains an invalid serial number' {
+            $failure = $null
+            try { Get-EcrMfaSession -SerialNumber 'not a serial' -TokenCode '123456' } catch { $failure = $_ }
+            $failure.Exception.Message | Should -Match 'arn:aws:iam::123456789012:mfa/'
+        }
+    }
+
+    Context 'validation in the library' {
+        It 'rejects <Case> with <ErrorId>' -ForEach @(
+            @{ Case = 'an account id of 5 digits'; Serial = 'arn:aws:iam::12345:mfa/dev'; ErrorId = 'InvalidSerialNumber' }
+            @{ Case = 'an IAM user ARN'; Serial = 'arn:aws:iam::123456789012:user/dev'; ErrorId = 'InvalidSerialNumber' }
+        ) {
+            Use-NewSessionCache
+            $failure = $null
+            try { Get-EcrMfaSession -SerialNumber $Serial -TokenCode '123456' } catch { $failure = $_ }
+            $failure.FullyQualifiedErrorId | Should -Be "$ErrorId,Get-EcrMfaSession"
+            $failure.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        }
+
+        It 'rejects an unknown profile with ProfileNotFound' {
+            Use-NewSessionCache
+            $failure = $null
+            try { Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -ProfileName 'no-such-profile' } catch { $failure = $_ }
+            $failure.FullyQualifiedErrorId | Should -Be 'ProfileNotFound,Get-EcrMfaSession'
+            $failure.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        }
+
+        It 'reports an unreachable endpoint as ConnectionError' {
+            Use-NewSessionCache
+            # Port 9 (discard) has no listener on the loopback address of a test machine.
+            $failure = $null
+            try { Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -EndpointUrl 'http://127.0.0.1:9' } catch { $failure = $_ }
+            $failure.CategoryInfo.Category | Should -Be 'ConnectionError'
+        }
+    }
+
+    Context 'stopping the pipeline' {
+        It 'cancels a request that hangs' {
+            Use-NewSessionCache
+            # A listener that accepts connections and never answers keeps STS GetSessionToken waiting.
+            $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+            $listener.Start()
+            $endpoint = "http://127.0.0.1:$($listener.LocalEndpoint.Port)"
+            $shell = [powershell]::Create()
+            try {
+                $null = $shell.AddScript({
+                        param($Manifest, $Serial, $Endpoint)
+                        Import-Module $Manifest
+                        Get-EcrMfaSession -SerialNumber $Serial -TokenCode '123456' -EndpointUrl $Endpoint
+                    }).AddArgument($manifestPath).AddArgument($standIns.serialNumber).AddArgument($endpoint)
+                $invocation = $shell.BeginInvoke()
+                $deadline = [datetime]::UtcNow.AddSeconds(20)
+                while (-not $listener.Pending() -and [datetime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+                $listener.Pending() | Should -BeTrue -Because 'the library should have connected before the stop'
+
+                $watch = [System.Diagnostics.Stopwatch]::StartNew()
+                $shell.Stop()
+                $watch.Elapsed.TotalSeconds | Should -BeLessThan 5
+                $shell.InvocationStateInfo.State | Should -Be 'Stopped'
+                $invocation.IsCompleted | Should -BeTrue
+            }
+            finally {
+                $shell.Dispose()
+                $listener.Stop()
+            }
+        }
+    }
+}
