@@ -1,0 +1,251 @@
+# End-to-end tests: an MFA session, a push of examples/hello-compose, and a docker login, each
+# checked against the registry's own API and the docker CLI. Runs against the STS gate, Debian's
+# docker-registry and a private dockerd, all on 127.0.0.1.
+
+BeforeAll {
+    $repositoryRoot = Split-Path -Parent $PSScriptRoot
+    $savedEnvironment = [System.Environment]::GetEnvironmentVariables()
+    if ($env:ECR_COMPOSE_MODULE) {
+        $manifestPath = $env:ECR_COMPOSE_MODULE
+    }
+    else {
+        $manifestPath = Join-Path $repositoryRoot 'module/EcrCompose.psd1'
+        if (-not $env:ECR_COMPOSE_LIBRARY) {
+            $env:ECR_COMPOSE_LIBRARY = Join-Path $repositoryRoot 'target/release/libecr_compose.so'
+        }
+    }
+
+    Import-Module $manifestPath -Force
+    Import-Module (Join-Path $repositoryRoot 'tests/StandIns.psm1') -Force
+
+    $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-e2e-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+    $standIns = Start-StandIns -State $state -Services sts, registry, engine
+    Use-StandInEnvironment -StandIns $standIns
+    $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state 'session-cache'
+
+    $registryHost = $standIns.registry.host
+    $ecrHost = "$($standIns.accountId).dkr.ecr.$($standIns.region).amazonaws.com"
+    $aliases = @{ $registryHost = $ecrHost }
+    $project = Join-Path $repositoryRoot 'examples/hello-compose'
+    $composeFile = Join-Path $project 'compose.yaml'
+    $env:REGISTRY = $registryHost
+    $builtImages = @(& (Join-Path $project 'Build-Images.ps1') -Registry $registryHost -DockerHost $standIns.engine.host)
+
+    $registryAuthorization = 'Basic ' + [System.Convert]::ToBase64String(
+        [System.Text.Encoding]::UTF8.GetBytes("$($standIns.registry.username):$($standIns.registry.password)"))
+    $longTermSecrets = @{
+        'the long-term secret access key' = $standIns.secretAccessKey
+        'the ECR password' = $standIns.registry.password
+        'the docker auth value' = $registryAuthorization.Substring('Basic '.Length)
+    }
+
+    # Reads a manifest from the registry's own API, as docker pull would ask for it.
+    function Get-RegistryManifest {
+        param([string] $Repository, [string] $Reference)
+
+        $accept = @(
+            'application/vnd.docker.distribution.manifest.v2+json'
+            'application/vnd.docker.distribution.manifest.list.v2+json'
+            'application/vnd.oci.image.manifest.v1+json'
+            'application/vnd.oci.image.index.v1+json'
+        ) -join ', '
+        $response = Invoke-WebRequest -Uri "$($standIns.registry.url)/v2/$Repository/manifests/$Reference" `
+            -Headers @{ Authorization = $registryAuthorization; Accept = $accept } -NoProxy -SkipHttpErrorCheck
+        [pscustomobject] @{
+            StatusCode = [int] $response.StatusCode
+            Digest = @($response.Headers['Docker-Content-Digest'])[0]
+            MediaType = @($response.Headers['Content-Type'])[0]
+        }
+    }
+
+    # Returns the repositories of the registry's catalog, sorted.
+    function Get-RegistryCatalog {
+        $response = Invoke-RestMethod -Uri "$($standIns.registry.url)/v2/_catalog" `
+            -Headers @{ Authorization = $registryAuthorization } -NoProxy
+        return @($response.repositories | Sort-Object)
+    }
+
+    # Returns the names of the secrets that occur in Text; the values themselves are never printed.
+    function Find-Secret {
+        param([string] $Text, [hashtable] $Secrets)
+
+        foreach ($name in $Secrets.Keys) {
+            $value = $Secrets[$name]
+            if ($value -and $Text.Contains($value)) { $name }
+        }
+    }
+
+    function ConvertTo-VisibleText {
+        param([object[]] $Records)
+
+        $parts = foreach ($record in $Records) {
+            $record | Out-String -Width 4096
+            "$record"
+            if ($record -is [System.Management.Automation.ErrorRecord]) {
+                $record.Exception.Message
+                $record | Format-List * -Force | Out-String -Width 4096
+            }
+        }
+
+        $parts -join "`n"
+    }
+}
+
+AfterAll {
+    if ($standIns) {
+        Stop-StandIns -State $state
+    }
+
+    foreach ($name in [System.Environment]::GetEnvironmentVariables().Keys) {
+        if (-not $savedEnvironment.Contains($name)) {
+            [System.Environment]::SetEnvironmentVariable($name, $null)
+        }
+    }
+
+    foreach ($name in $savedEnvironment.Keys) {
+        [System.Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name])
+    }
+}
+
+Describe 'End to end' {
+    It 'builds the example images' {
+        $builtImages | Should -Be @("$registryHost/hello/web:1.0", "$registryHost/hello/api:1.0")
+    }
+
+    Context 'wrong MFA code' {
+        BeforeAll {
+            $catalogBefore = Get-RegistryCatalog
+            $records = @(& {
+                    try {
+                        Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode $standIns.wrongTokenCode |
+                            Push-ComposeToEcr -Path $composeFile -RegistryAlias $aliases -Verbose
+                    }
+                    catch {
+                        $_
+                    }
+                } *>&1)
+            $failure = $records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] } | Select-Object -Last 1
+        }
+
+        It 'fails with MfaCodeRejected' {
+            $failure.FullyQualifiedErrorId | Should -Be 'MfaCodeRejected,Get-EcrMfaSession'
+        }
+
+        It 'explains the failure' {
+            $failure.Exception.Message | Should -Match 'MFA code'
+        }
+
+        It 'pushes nothing' {
+            (Get-RegistryCatalog) -join ', ' | Should -Be ($catalogBefore -join ', ')
+        }
+
+        It 'returns no result' {
+            @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' }) | Should -BeNullOrEmpty
+        }
+
+        It 'writes no secret to any stream' {
+            Find-Secret -Text (ConvertTo-VisibleText $records) -Secrets $longTermSecrets | Should -BeNullOrEmpty
+        }
+    }
+
+    Context 'session piped to a push' {
+        BeforeAll {
+            # Dot-sourced, so that -OutVariable sets $session in this scope.
+            $records = @(. {
+                    Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -OutVariable session |
+                        Push-ComposeToEcr -Path $composeFile -RegistryAlias $aliases -Verbose
+                } *>&1)
+            $results = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' })
+            $pushed = @($results | Where-Object Status -EQ 'Pushed')
+            $secrets = $longTermSecrets + @{
+                'the session secret access key' = $session[0].SecretAccessKey
+                'the session token' = $session[0].SessionToken
+            }
+        }
+
+        It 'pushes two images' {
+            $pushed.Count | Should -Be 2
+        }
+
+        It 'stores <_> under its repository and tag' -ForEach 'hello/web', 'hello/api' {
+            $manifest = Get-RegistryManifest -Repository $_ -Reference '1.0'
+            $manifest.StatusCode | Should -Be 200
+        }
+
+        It 'stores <_> with the digest the cmdlet returned' -ForEach 'hello/web', 'hello/api' {
+            $repository = $_
+            $result = $pushed | Where-Object Repository -EQ $repository
+            $manifest = Get-RegistryManifest -Repository $repository -Reference '1.0'
+            $manifest.Digest | Should -Be $result.Digest
+        }
+
+        It 'stores <_> as an image manifest' -ForEach 'hello/web', 'hello/api' {
+            $manifest = Get-RegistryManifest -Repository $_ -Reference '1.0'
+            $manifest.MediaType | Should -BeIn @(
+                'application/vnd.docker.distribution.manifest.v2+json'
+                'application/vnd.oci.image.manifest.v1+json'
+            )
+        }
+
+        It 'serves <_> by digest too' -ForEach 'hello/web', 'hello/api' {
+            $repository = $_
+            $result = $pushed | Where-Object Repository -EQ $repository
+            (Get-RegistryManifest -Repository $repository -Reference $result.Digest).StatusCode | Should -Be 200
+        }
+
+        It 'pushes only the ECR images' {
+            (Get-RegistryCatalog) -join ', ' | Should -Be 'hello/api, hello/web'
+        }
+
+        It 'writes no secret to any stream' {
+            Find-Secret -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
+        }
+    }
+
+    Context 'docker CLI after Connect-EcrRegistry' {
+        BeforeAll {
+            $configFolder = Join-Path $state 'cli-docker-config'
+            $null = New-Item -ItemType Directory -Path $configFolder -Force
+            $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
+            $secrets = $longTermSecrets + @{
+                'the session secret access key' = $session.SecretAccessKey
+                'the session token' = $session.SessionToken
+            }
+
+            $records = @(& {
+                    $session | Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases -DockerConfigPath $configFolder -Verbose
+                } *>&1)
+
+            $image = "$registryHost/hello/cli:1.0"
+            $previousConfig = $env:DOCKER_CONFIG
+            $env:DOCKER_CONFIG = $configFolder
+            try {
+                $dockerOutput = @(& docker tag "$registryHost/hello/web:1.0" $image 2>&1)
+                $dockerOutput += @(& docker push $image 2>&1)
+                $dockerExitCode = $LASTEXITCODE
+            }
+            finally {
+                $env:DOCKER_CONFIG = $previousConfig
+            }
+
+            $config = Get-Content -Path (Join-Path $configFolder 'config.json') -Raw | ConvertFrom-Json
+        }
+
+        It 'lets docker push' {
+            $dockerExitCode | Should -Be 0 -Because ($dockerOutput -join "`n")
+        }
+
+        It 'stores the image pushed by docker' {
+            (Get-RegistryManifest -Repository 'hello/cli' -Reference '1.0').StatusCode | Should -Be 200
+        }
+
+        It 'keys the config by the bare host' {
+            @($config.auths.PSObject.Properties.Name) | Should -Be @($registryHost)
+        }
+
+        It 'writes no secret to any stream' {
+            $text = (ConvertTo-VisibleText $records) + "`n" + ($dockerOutput -join "`n")
+            Find-Secret -Text $text -Secrets $secrets | Should -BeNullOrEmpty
+        }
+    }
+}

@@ -1,0 +1,301 @@
+# Tests of Push-ComposeToEcr against the STS gate, Debian's docker-registry and a private dockerd.
+# The images of examples/hello-compose are named for the local registry (REGISTRY), which
+# -RegistryAlias maps to the ECR host of the stand-in account.
+
+BeforeAll {
+    $repositoryRoot = Split-Path -Parent $PSScriptRoot
+    $savedEnvironment = [System.Environment]::GetEnvironmentVariables()
+    if ($env:ECR_COMPOSE_MODULE) {
+        $manifestPath = $env:ECR_COMPOSE_MODULE
+    }
+    else {
+        $manifestPath = Join-Path $repositoryRoot 'module/EcrCompose.psd1'
+        if (-not $env:ECR_COMPOSE_LIBRARY) {
+            $env:ECR_COMPOSE_LIBRARY = Join-Path $repositoryRoot 'target/release/libecr_compose.so'
+        }
+    }
+
+    Import-Module $manifestPath -Force
+    Import-Module (Join-Path $repositoryRoot 'tests/StandIns.psm1') -Force
+
+    $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-push-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+    $standIns = Start-StandIns -State $state -Services sts, registry, engine
+    Use-StandInEnvironment -StandIns $standIns
+    $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state 'session-cache'
+
+    $registryHost = $standIns.registry.host
+    $ecrHost = "$($standIns.accountId).dkr.ecr.$($standIns.region).amazonaws.com"
+    $aliases = @{ $registryHost = $ecrHost }
+    $project = Join-Path $repositoryRoot 'examples/hello-compose'
+    $composeFile = Join-Path $project 'compose.yaml'
+    $env:REGISTRY = $registryHost
+    $null = & (Join-Path $project 'Build-Images.ps1') -Registry $registryHost -DockerHost $standIns.engine.host
+
+    $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
+    $secrets = @{
+        'the long-term secret access key' = $standIns.secretAccessKey
+        'the session secret access key' = $session.SecretAccessKey
+        'the session token' = $session.SessionToken
+        'the ECR password' = $standIns.registry.password
+    }
+
+    # Returns the names of the secrets that occur in Text; the values themselves are never printed.
+    function Find-Secret {
+        param([string] $Text)
+
+        foreach ($name in $secrets.Keys) {
+            $value = $secrets[$name]
+            if ($value -and $Text.Contains($value)) { $name }
+        }
+    }
+
+    function ConvertTo-VisibleText {
+        param([object[]] $Records)
+
+        $parts = foreach ($record in $Records) {
+            $record | Out-String -Width 4096
+            "$record"
+            if ($record -is [System.Management.Automation.ErrorRecord]) {
+                $record.Exception.Message
+                $record | Format-List * -Force | Out-String -Width 4096
+            }
+        }
+
+        $parts -join "`n"
+    }
+
+    # Returns the HTTP status of GET /v2/<repository>/tags/list on the local registry.
+    function Get-RepositoryStatus {
+        param([string] $Repository)
+
+        $pair = "$($standIns.registry.username):$($standIns.registry.password)"
+        $headers = @{ Authorization = 'Basic ' + [System.Convert]::ToBase64String([System.Text.Encoding]::UTF8.GetBytes($pair)) }
+        $response = Invoke-WebRequest -Uri "$($standIns.registry.url)/v2/$Repository/tags/list" -Headers $headers `
+            -NoProxy -SkipHttpErrorCheck
+        return [int] $response.StatusCode
+    }
+
+    # Writes a compose file for one service whose image is Image, and returns its path.
+    function New-ComposeFile {
+        param([string] $Image, [string] $Name = 'single')
+
+        $folder = Join-Path $state "project-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        $null = New-Item -ItemType Directory -Path $folder
+        $path = Join-Path $folder 'compose.yaml'
+        Set-Content -Path $path -Value "services:`n  ${Name}:`n    image: $Image`n" -Encoding utf8
+        return $path
+    }
+
+    function Invoke-Docker {
+        param([string[]] $Arguments)
+
+        $output = & docker @Arguments 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "docker $($Arguments -join ' ') failed: $output" }
+    }
+}
+
+AfterAll {
+    if ($standIns) {
+        Stop-StandIns -State $state
+    }
+
+    foreach ($name in [System.Environment]::GetEnvironmentVariables().Keys) {
+        if (-not $savedEnvironment.Contains($name)) {
+            [System.Environment]::SetEnvironmentVariable($name, $null)
+        }
+    }
+
+    foreach ($name in $savedEnvironment.Keys) {
+        [System.Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name])
+    }
+}
+
+Describe 'Push-ComposeToEcr' {
+    Context 'example project' {
+        BeforeAll {
+            $records = @($session | Push-ComposeToEcr -Path $composeFile -RegistryAlias $aliases -Verbose *>&1)
+            $results = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' })
+            $web = $results | Where-Object { $_.Service -contains 'web' }
+            $cache = $results | Where-Object { $_.Service -contains 'cache' }
+            $tools = $results | Where-Object { $_.Service -contains 'tools' }
+        }
+
+        It 'pushes web and api' {
+            @($results | Where-Object Status -EQ 'Pushed' | ForEach-Object { $_.Service } | Sort-Object) | Should -Be @('api', 'web')
+        }
+
+        It 'returns one result per image' {
+            @($results | ForEach-Object Reference | Sort-Object -Unique).Count | Should -Be $results.Count
+        }
+
+        It 'names the repository of web' {
+            $web.Repository | Should -Be 'hello/web'
+        }
+
+        It 'names the tag of web' {
+            $web.Tag | Should -Be '1.0'
+        }
+
+        It 'names the reference of web' {
+            $web.Reference | Should -Be "$registryHost/hello/web:1.0"
+        }
+
+        It 'returns the digest of web' {
+            $web.Digest | Should -Match '^sha256:[0-9a-f]{64}$'
+        }
+
+        It 'skips the Docker Hub image' {
+            $cache.Status | Should -Be 'Skipped'
+            $cache.Reason | Should -Not -BeNullOrEmpty
+        }
+
+        It 'skips the build-only service' {
+            $tools.Status | Should -Be 'Skipped'
+            $tools.Reason | Should -Not -BeNullOrEmpty
+        }
+
+        It 'writes no error' {
+            @($records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] }) | Should -BeNullOrEmpty
+        }
+
+        It 'writes verbose messages' {
+            @($records | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Count | Should -BeGreaterThan 0
+        }
+
+        It 'writes no secret to any stream' {
+            Find-Secret -Text (ConvertTo-VisibleText $records) | Should -BeNullOrEmpty
+        }
+
+        It 'shows results in a table' {
+            $table = $results | Out-String -Width 200
+            $table | Should -Match 'Pushed'
+            $table | Should -Match 'hello/web:1.0'
+        }
+    }
+
+    Context 'selection and paths' {
+        It 'pushes only the services of -Service' {
+            $results = @(Push-ComposeToEcr -Path $composeFile -Session $session -RegistryAlias $aliases -Service web)
+            @($results | Where-Object Status -EQ 'Pushed' | ForEach-Object { $_.Service }) | Should -Be @('web')
+        }
+
+        It 'resolves a relative Path against the location' {
+            Push-Location $project
+            try {
+                $results = @(Push-ComposeToEcr -Path 'compose.yaml' -Session $session -RegistryAlias $aliases -Service api)
+            }
+            finally {
+                Pop-Location
+            }
+
+            $results.Status | Should -Contain 'Pushed'
+        }
+
+        It 'finds compose.yaml in the location without Path' {
+            Push-Location $project
+            try {
+                $results = @(Push-ComposeToEcr -Session $session -RegistryAlias $aliases -Service web)
+            }
+            finally {
+                Pop-Location
+            }
+
+            $results.Status | Should -Contain 'Pushed'
+        }
+
+        It 'reads variables from -EnvFile' {
+            $envFile = Join-Path $state 'registry.env'
+            Set-Content -Path $envFile -Value "REGISTRY=$registryHost" -Encoding utf8
+            $previous = $env:REGISTRY
+            $env:REGISTRY = $null
+            try {
+                $results = @(Push-ComposeToEcr -Path $composeFile -EnvFile $envFile -Session $session -RegistryAlias $aliases -Service web)
+            }
+            finally {
+                $env:REGISTRY = $previous
+            }
+
+            $results[0].Reference | Should -Be "$registryHost/hello/web:1.0"
+            $results[0].Status | Should -Be 'Pushed'
+        }
+
+        It 'fails for a missing compose file' {
+            $failure = $null
+            try { Push-ComposeToEcr -Path (Join-Path $state 'missing.yaml') -Session $session } catch { $failure = $_ }
+            $failure.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        }
+    }
+
+    Context '-WhatIf' {
+        BeforeAll {
+            $image = "$registryHost/hello/whatif:1.0"
+            Invoke-Docker @('tag', "$registryHost/hello/web:1.0", $image)
+            $whatIfCompose = New-ComposeFile -Image $image
+        }
+
+        It 'returns nothing' {
+            $results = Push-ComposeToEcr -Path $whatIfCompose -Session $session -RegistryAlias $aliases -WhatIf
+            $results | Should -BeNullOrEmpty
+        }
+
+        It 'pushes nothing' {
+            $null = Push-ComposeToEcr -Path $whatIfCompose -Session $session -RegistryAlias $aliases -WhatIf
+            Get-RepositoryStatus -Repository 'hello/whatif' | Should -Be 404
+        }
+
+        It 'prints the plan' {
+            # "What if" lines go to the host, not to a stream, so a child pwsh prints them.
+            $script = "Import-Module '$manifestPath'; " +
+                "`$session = Get-EcrMfaSession -SerialNumber '$($standIns.serialNumber)' -TokenCode '123456'; " +
+                "Push-ComposeToEcr -Path '$whatIfCompose' -Session `$session -RegistryAlias @{ '$registryHost' = '$ecrHost' } -WhatIf"
+            $output = & (Get-Process -Id $PID).Path -NoProfile -NonInteractive -Command $script 2>&1 | Out-String
+            $output | Should -Match ([regex]::Escape("What if: Performing the operation `"Push image to Amazon ECR`" on target `"$image`""))
+        }
+    }
+
+    Context 'failed image' {
+        BeforeAll {
+            $folder = Join-Path $state 'partial'
+            $null = New-Item -ItemType Directory -Path $folder -Force
+            $partialCompose = Join-Path $folder 'compose.yaml'
+            Set-Content -Path $partialCompose -Encoding utf8 -Value @"
+services:
+  web:
+    image: $registryHost/hello/web:1.0
+  missing:
+    image: $registryHost/hello/missing:1.0
+"@
+            $records = @(Push-ComposeToEcr -Path $partialCompose -Session $session -RegistryAlias $aliases *>&1)
+            $results = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' })
+            $failures = @($records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        }
+
+        It 'still pushes the other image' {
+            ($results | Where-Object { $_.Service -contains 'web' }).Status | Should -Be 'Pushed'
+        }
+
+        It 'returns the failed image' {
+            ($results | Where-Object { $_.Service -contains 'missing' }).Status | Should -Be 'Failed'
+        }
+
+        It 'writes one error for it' {
+            $failures.Count | Should -Be 1
+        }
+
+        It 'targets the image in the error' {
+            $failures[0].TargetObject | Should -Match 'hello/missing'
+        }
+
+        It 'gives the error an id' {
+            $failures[0].FullyQualifiedErrorId | Should -Match '^\w+,Push-ComposeToEcr$'
+        }
+    }
+
+    Context '-Strict' {
+        It 'fails the Docker Hub image instead of skipping it' {
+            $records = @(Push-ComposeToEcr -Path $composeFile -Session $session -RegistryAlias $aliases -Strict -ErrorAction SilentlyContinue *>&1)
+            $results = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' })
+            ($results | Where-Object { $_.Service -contains 'cache' }).Status | Should -Be 'Failed'
+        }
+    }
+}
