@@ -9,7 +9,7 @@
     PowerShellVersion = '5.1'
     CompatiblePSEditions = @('Core', 'Desktop')
     FormatsToProcess = @('EcrCompose.Format.ps1xml')
-    FunctionsToExport = @('Connect-EcrRegistry', 'Get-EcrMfaSession', 'Push-ComposeToEcr')
+    FunctionsToExport = @('Clear-EcrMfaSessionCache', 'Connect-EcrRegistry', 'Get-EcrMfaSession', 'Push-ComposeToEcr')
     CmdletsToExport = @()
     VariablesToExport = @()
     AliasesToExport = @()
@@ -24,7 +24,7 @@
             Tags = @('AWS', 'ECR', 'Docker', 'Compose', 'MFA', 'STS', 'Container', 'Registry', 'PSEdition_Core', 'PSEdition_Desktop', 'Windows', 'Linux', 'MacOS')
             LicenseUri = 'https://www.apache.org/licenses/LICENSE-2.0'
             # NOTE: ProjectUri is left out until the project has a public home.
-            ReleaseNotes = 'First release: Get-EcrMfaSession, Connect-EcrRegistry and Push-ComposeToEcr.'
+            ReleaseNotes = 'First release: Get-EcrMfaSession, Clear-EcrMfaSessionCache, Connect-EcrRegistry and Push-ComposeToEcr.'
         }
     }
 }

@@ -20,7 +20,7 @@ BeforeAll {
 
     $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-mfa-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
     $standIns = Start-StandIns -State $state -Services sts
-    Use-StandInEnvironment -StandIns $standIns
+    $null = Use-StandInEnvironment -StandIns $standIns
 
     # A cached session would answer without asking STS, so each context gets its own cache.
     function Use-NewSessionCache {
@@ -301,6 +301,76 @@ Describe 'Get-EcrMfaSession' {
             $failure = $null
             try { Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -EndpointUrl 'http://127.0.0.1:9' } catch { $failure = $_ }
             $failure.CategoryInfo.Category | Should -Be 'ConnectionError'
+        }
+    }
+
+    Context 'session cache' {
+        BeforeAll {
+            Use-NewSessionCache
+            $serial = $standIns.serialNumber
+            Reset-StandInStats -StandIns $standIns
+            $first = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456'
+            $second = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456'
+            $cachedOnly = Get-EcrMfaSession -SerialNumber $serial -CachedOnly
+            $stsCallsAfterReuse = (Get-StandInStats -StandIns $standIns).GetSessionToken
+        }
+
+        It 'gets the first session from STS' {
+            $first.FromCache | Should -BeFalse
+        }
+
+        It 'reuses the cached session' {
+            $second.FromCache | Should -BeTrue
+            $second.AccessKeyId | Should -Be $first.AccessKeyId
+        }
+
+        It 'returns the cached session without a code' {
+            $cachedOnly.AccessKeyId | Should -Be $first.AccessKeyId
+        }
+
+        It 'calls STS once for three sessions' {
+            $stsCallsAfterReuse | Should -Be 1
+        }
+
+        It 'gets a new session with -Force' {
+            $forced = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456' -Force
+            $forced.FromCache | Should -BeFalse
+        }
+
+        It 'bypasses the cache with -NoCache' {
+            $uncached = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456' -NoCache
+            $uncached.FromCache | Should -BeFalse
+        }
+
+        It 'rejects -Force with -NoCache' {
+            $failure = $null
+            try { Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456' -Force -NoCache } catch { $failure = $_ }
+            $failure.FullyQualifiedErrorId | Should -Be 'ConflictingCacheSwitches,Get-EcrMfaSession'
+        }
+
+        It 'writes the cache to -CachePath' {
+            $folder = Join-Path $state 'explicit-cache'
+            $null = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456' -CachePath $folder
+            Join-Path $folder 'sessions.json' | Should -Exist
+        }
+
+        It 'clears the cached sessions' {
+            $cleared = Clear-EcrMfaSessionCache
+            $cleared.Removed | Should -BeGreaterThan 0
+            $cleared.PSObject.TypeNames | Should -Contain 'EcrCompose.SessionCacheClearResult'
+        }
+
+        It 'fails -CachedOnly with NoCachedSession after clearing' {
+            $null = Clear-EcrMfaSessionCache
+            $failure = $null
+            try { Get-EcrMfaSession -SerialNumber $serial -CachedOnly } catch { $failure = $_ }
+            $failure.FullyQualifiedErrorId | Should -Be 'NoCachedSession,Get-EcrMfaSession'
+        }
+
+        It 'clears nothing with -WhatIf' {
+            $null = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456'
+            Clear-EcrMfaSessionCache -WhatIf | Should -BeNullOrEmpty
+            (Get-EcrMfaSession -SerialNumber $serial -CachedOnly).FromCache | Should -BeTrue
         }
     }
 

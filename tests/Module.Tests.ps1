@@ -81,7 +81,7 @@ Describe 'Module files' {
     It 'format file is valid XML with a view per output type' {
         [xml] $format = Get-Content -Path (Join-Path $moduleRoot 'EcrCompose.Format.ps1xml') -Raw
         $types = @($format.Configuration.ViewDefinitions.View | ForEach-Object { $_.ViewSelectedBy.TypeName } | Sort-Object -Unique)
-        $types | Should -Be @('EcrCompose.LoginResult', 'EcrCompose.MfaSession', 'EcrCompose.PushResult')
+        $types | Should -Be @('EcrCompose.LoginResult', 'EcrCompose.MfaSession', 'EcrCompose.PushResult', 'EcrCompose.SessionCacheClearResult')
     }
 }
 
@@ -131,7 +131,7 @@ Describe 'Exported commands' {
         }
     }
 
-    It '<_> supports ShouldProcess' -ForEach 'Connect-EcrRegistry', 'Push-ComposeToEcr' {
+    It '<_> supports ShouldProcess' -ForEach 'Clear-EcrMfaSessionCache', 'Connect-EcrRegistry', 'Push-ComposeToEcr' {
         (Get-Command -Name $_).Parameters.Keys | Should -Contain 'WhatIf'
     }
 }

@@ -20,7 +20,7 @@ BeforeAll {
 
     $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-push-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
     $standIns = Start-StandIns -State $state -Services sts, registry, engine
-    Use-StandInEnvironment -StandIns $standIns
+    $null = Use-StandInEnvironment -StandIns $standIns
     $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state 'session-cache'
 
     $registryHost = $standIns.registry.host

@@ -1,7 +1,7 @@
 function Invoke-EcrOperation {
     <#
     .SYNOPSIS
-    Runs a token, login or push operation of the native library and polls it until it ends.
+    Runs a token, login, push or cache-clear operation of the native library and polls it until it ends.
 
     .DESCRIPTION
     Sends the request as JSON with abiVersion 1 and a logLevel of debug when the debug stream is
@@ -10,8 +10,8 @@ function Invoke-EcrOperation {
     verbose, debug and warning streams, progress events to Write-Progress.
 
     For push, each image is written to the output as an EcrCompose.PushResult as soon as its item
-    event arrives, and each failed image also as a non-terminating error. For token and login,
-    the result document of the response is written to the output.
+    event arrives, and each failed image also as a non-terminating error. For the other
+    operations, the result document of the response is written to the output.
 
     A failed operation becomes a terminating error of Cmdlet. When the pipeline stops (Ctrl+C) or
     fails, the finally block cancels the operation if it still runs and frees its handle.
@@ -19,7 +19,7 @@ function Invoke-EcrOperation {
     [CmdletBinding()]
     param(
         [Parameter(Mandatory)]
-        [ValidateSet('token', 'login', 'push')]
+        [ValidateSet('token', 'login', 'push', 'cache-clear')]
         [string] $Operation,
 
         # Request fields of the operation without abiVersion and logLevel.

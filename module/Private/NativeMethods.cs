@@ -31,6 +31,9 @@ namespace EcrCompose
         public string ProfileName { get; set; }
         public string Region { get; set; }
 
+        /// <summary>True when the session came from the session cache instead of STS.</summary>
+        public bool FromCache { get; set; }
+
         public override string ToString()
         {
             return string.Format(

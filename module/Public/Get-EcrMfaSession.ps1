@@ -14,6 +14,13 @@ function Get-EcrMfaSession {
     Credentials, region and endpoint come from the parameters, then from the environment
     (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL) and the shared AWS config files.
 
+    Sessions are cached per profile and MFA device in sessions.json in the user's cache folder (or
+    ECR_COMPOSE_CACHE_DIR): encrypted with DPAPI on Windows, readable only by the user (mode 0600)
+    elsewhere. While a cached session has more than MinimumRemainingSeconds left, it is
+    returned without calling STS, so the token code is not checked; FromCache is then $true. Use
+    -Force for a new session, -NoCache to bypass the cache, and -CachedOnly to get a cached session
+    without a code. Clear-EcrMfaSessionCache removes cached sessions.
+
     .PARAMETER SerialNumber
     The MFA device: the ARN of a virtual device, such as arn:aws:iam::123456789012:mfa/dev, or the
     serial number of a hardware device. 9 to 256 characters.
@@ -37,6 +44,23 @@ function Get-EcrMfaSession {
     An absolute http or https URL that replaces the AWS endpoints, for a local stand-in of AWS.
     Defaults to AWS_ENDPOINT_URL.
 
+    .PARAMETER Force
+    Gets a new session from STS even when a cached one is still good, and caches the new one.
+
+    .PARAMETER NoCache
+    Neither reads nor writes the session cache.
+
+    .PARAMETER CachedOnly
+    Returns the cached session of the profile and MFA device without asking for a code, and fails
+    with NoCachedSession when there is none with enough time left.
+
+    .PARAMETER CachePath
+    The folder of the session cache. Defaults to ECR_COMPOSE_CACHE_DIR, then to the user's cache
+    folder.
+
+    .PARAMETER MinimumRemainingSeconds
+    A cached session with less time left than this, in seconds, is not reused. Defaults to 300.
+
     .EXAMPLE
     $session = Get-EcrMfaSession -SerialNumber arn:aws:iam::123456789012:mfa/dev -TokenCode 123456
 
@@ -48,13 +72,18 @@ function Get-EcrMfaSession {
 
     Gets a one-hour session with the profile dev and pushes the images of a compose project with it.
 
+    .EXAMPLE
+    $session = Get-EcrMfaSession -SerialNumber arn:aws:iam::123456789012:mfa/dev -CachedOnly
+
+    Gets the cached session of the default profile without a code, for example in a second window.
+
     .INPUTS
     None.
 
     .OUTPUTS
     EcrCompose.MfaSession
     #>
-    [CmdletBinding()]
+    [CmdletBinding(DefaultParameterSetName = 'TokenCode')]
     [OutputType([EcrCompose.MfaSession])]
     param(
         [Parameter(Mandatory, Position = 0)]
@@ -69,7 +98,7 @@ function Get-EcrMfaSession {
         })]
         [string] $SerialNumber,
 
-        [Parameter(Mandatory, Position = 1)]
+        [Parameter(Mandatory, Position = 1, ParameterSetName = 'TokenCode')]
         [ValidateScript({
             if ($_ -match '^[0-9]{6}$') {
                 return $true
@@ -80,6 +109,7 @@ function Get-EcrMfaSession {
         })]
         [string] $TokenCode,
 
+        [Parameter(ParameterSetName = 'TokenCode')]
         [ValidateRange(900, 129600)]
         [int] $DurationInSeconds = 43200,
 
@@ -90,13 +120,53 @@ function Get-EcrMfaSession {
         [string] $Region,
 
         [ValidateScript({ Test-EcrEndpointUrl -Url $_ })]
-        [string] $EndpointUrl
+        [string] $EndpointUrl,
+
+        [Parameter(ParameterSetName = 'TokenCode')]
+        [switch] $Force,
+
+        [Parameter(ParameterSetName = 'TokenCode')]
+        [switch] $NoCache,
+
+        [Parameter(Mandatory, ParameterSetName = 'CachedOnly')]
+        [switch] $CachedOnly,
+
+        [ValidateNotNullOrEmpty()]
+        [string] $CachePath,
+
+        [ValidateRange(0, 129600)]
+        [int] $MinimumRemainingSeconds = 300
     )
+
+    if ($Force -and $NoCache) {
+        $exception = [System.ArgumentException]::new(
+            '-Force and -NoCache cannot be used together: -Force replaces the cached session, -NoCache leaves the cache alone.')
+        $PSCmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
+            $exception, 'ConflictingCacheSwitches', 'InvalidArgument', $null))
+    }
+
+    $cache = @{ mode = 'use'; minRemainingSeconds = $MinimumRemainingSeconds }
+    if ($CachedOnly) {
+        $cache.mode = 'only'
+    }
+    elseif ($NoCache) {
+        $cache.mode = 'off'
+    }
+    elseif ($Force) {
+        $cache.mode = 'refresh'
+    }
+
+    if ($CachePath) {
+        $cache.dir = Resolve-EcrFileSystemPath -Path $CachePath -Cmdlet $PSCmdlet
+    }
 
     $request = @{
         serialNumber = $SerialNumber
-        tokenCode = $TokenCode
-        durationSeconds = $DurationInSeconds
+        cache = $cache
+    }
+    if (-not $CachedOnly) {
+        $request.tokenCode = $TokenCode
+        $request.durationSeconds = $DurationInSeconds
     }
     $aws = New-EcrAwsOptions -ProfileName $ProfileName -Region $Region -EndpointUrl $EndpointUrl
     if ($aws.Count -gt 0) {
@@ -114,6 +184,8 @@ function Get-EcrMfaSession {
     $session.AccountId = $result.accountId
     $session.ProfileName = $result.profile
     $session.Region = $result.region
-    Write-Verbose "Got an MFA session of account $($session.AccountId) that expires at $($session.Expiration.ToString('u'))."
+    $session.FromCache = [bool] $result.fromCache
+    $source = if ($session.FromCache) { 'the session cache' } else { 'STS' }
+    Write-Verbose "Got an MFA session of account $($session.AccountId) from $source; it expires at $($session.Expiration.ToString('u'))."
     $session
 }
