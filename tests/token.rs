@@ -116,6 +116,57 @@ fn token_operation_against_stand_in() {
     let error = runtime.block_on(get_session_token(&profile, &context)).unwrap_err();
     assert_eq!(error.error_id, "ProfileNotFound");
 
+    // The profile supplies the device, the duration and the region; the credentials file the base keys.
+    let files = tempfile::tempdir().unwrap();
+    let config_file = files.path().join("config");
+    let credentials_file = files.path().join("credentials");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[profile dev]\nregion = {}\nmfa_serial = {}\nduration_seconds = 900\n",
+            stand_ins.region, stand_ins.serial_number
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &credentials_file,
+        format!("[dev]\naws_access_key_id = {}\naws_secret_access_key = {}\n", stand_ins.access_key_id, stand_ins.secret_access_key),
+    )
+    .unwrap();
+    // SAFETY: as above, no other thread reads the environment.
+    unsafe {
+        std::env::set_var("AWS_CONFIG_FILE", &config_file);
+        std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", &credentials_file);
+        std::env::remove_var("AWS_ACCESS_KEY_ID");
+        std::env::remove_var("AWS_SECRET_ACCESS_KEY");
+        std::env::remove_var("AWS_REGION");
+    }
+    let from_profile = TokenRequest {
+        aws: AwsOptions {
+            profile: Some("dev".to_owned()),
+            endpoint_url: Some(stand_ins.sts_endpoint().to_owned()),
+            region: None,
+        },
+        token_code: Some(Secret::new("123456")),
+        cache: CacheOptions { mode: CacheMode::Off, ..CacheOptions::default() },
+        ..TokenRequest::default()
+    };
+    let session = runtime.block_on(get_session_token(&from_profile, &context)).expect("profile defaults give a session");
+    assert_eq!(session.serial_number, stand_ins.serial_number);
+    assert_eq!(session.profile, "dev");
+    assert_eq!(session.region, stand_ins.region);
+    let expires_at = time::OffsetDateTime::parse(&session.expiration, &time::format_description::well_known::Rfc3339).unwrap();
+    let left = (expires_at - time::OffsetDateTime::now_utc()).whole_seconds();
+    assert!((800..=900).contains(&left), "session lasts the profile's 900 s, has {left} s left");
+
+    // Without credentials anywhere, the error says where to put them.
+    let mut no_keys = from_profile.clone();
+    no_keys.aws.profile = None;
+    no_keys.serial_number = Some(stand_ins.serial_number.clone());
+    no_keys.aws.region = Some(stand_ins.region.clone());
+    let error = runtime.block_on(get_session_token(&no_keys, &context)).unwrap_err();
+    assert_eq!(error.error_id, "MissingCredentials", "{error:?}");
+
     // No event of the whole run carries a secret.
     let events = serde_json::to_string(&context.events.drain()).unwrap();
     for secret in [

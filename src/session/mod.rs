@@ -463,6 +463,30 @@ mod tests {
     }
 
     #[test]
+    fn sts_call_goes_to_region_endpoint() {
+        if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+            eprintln!("AWS_ENDPOINT_URL is set, so every call goes there; skipped");
+            return;
+        }
+        let (http_client, captured) = aws_smithy_http_client::test_util::capture_request(None);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let options = AwsOptions { region: Some("eu-west-1".to_owned()), ..AwsOptions::default() };
+        let credentials = crate::aws::SessionCredentials {
+            access_key_id: "AKIDEXAMPLE".to_owned(),
+            secret_access_key: Secret::new("secret"),
+            session_token: None,
+            expiration: None,
+        };
+        runtime.block_on(async {
+            let config = aws::load_config(&options, Some(&credentials)).await.unwrap();
+            let sts_config = aws_sdk_sts::config::Builder::from(&config).http_client(http_client).build();
+            let _ = aws_sdk_sts::Client::from_conf(sts_config).get_session_token().send().await;
+        });
+        let request = captured.expect_request();
+        assert_eq!(request.uri(), "https://sts.eu-west-1.amazonaws.com/");
+    }
+
+    #[test]
     fn account_from_arn() {
         assert_eq!(account_of("arn:aws:iam::123456789012:mfa/rob").as_deref(), Some("123456789012"));
         assert_eq!(account_of("GAHT12345678"), None);
