@@ -133,6 +133,30 @@ mod tests {
         assert_eq!(parse_envelope(&deep).unwrap_err().error_id, "InvalidRequestJson");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn envelope_never_panics(text in "\\PC{0,200}") {
+            let _ = parse_envelope(&text);
+        }
+
+        #[test]
+        fn token_body_never_panics(
+            serial in proptest::option::of("\\PC{0,40}"),
+            code in proptest::option::of("\\PC{0,10}"),
+            duration in proptest::option::of(proptest::num::i64::ANY),
+        ) {
+            let body = json!({"serialNumber": serial, "tokenCode": code, "durationSeconds": duration});
+            let _ = parse_body::<crate::session::TokenRequest>("token", body);
+        }
+
+        #[test]
+        fn body_error_never_echoes_string(value in "[A-Za-z0-9/+]{16,40}") {
+            let body = json!({"durationSeconds": value.clone()});
+            let error = parse_body::<crate::session::TokenRequest>("token", body).unwrap_err();
+            proptest::prop_assert!(!error.message.contains(&value));
+        }
+    }
+
     #[test]
     fn body_error_hides_value() {
         #[derive(serde::Deserialize, Debug)]
