@@ -272,10 +272,24 @@ unsafe fn run_blocking(kind: &str, request_json: *const c_char, response_json: *
 
 /// Runs `body`, turning a panic into `ECR_STATUS_PANIC`.
 fn guard(body: impl FnOnce() -> EcrStatus) -> EcrStatus {
+    install_panic_hook();
     match panic::catch_unwind(AssertUnwindSafe(body)) {
         Ok(status) => status,
         Err(panic) => fail(operation::panic_error(panic.as_ref())),
     }
+}
+
+/// Sends panic messages to the operation's log instead of the host's stderr.
+///
+/// The library links its own copy of std, so this hook sees only the
+/// library's panics, never the host's.
+fn install_panic_hook() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        panic::set_hook(Box::new(|info| {
+            tracing::error!("native library panic: {info}");
+        }));
+    });
 }
 
 fn fail(error: Error) -> EcrStatus {

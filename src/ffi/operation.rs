@@ -37,13 +37,18 @@ impl EcrOperation {
             .with_target(kind));
         }
         let Envelope { log_level, body } = request::parse_envelope(request_text)?;
-        let runtime = operation::runtime()?;
-        events::install_subscriber();
         let context = OperationContext {
             events: EventSink::new(log_level, hook),
             cancel: CancellationToken::new(),
         };
         let future = build_future(kind, body, context.clone())?;
+        EcrOperation::spawn(kind, future, context)
+    }
+
+    /// Runs `future` on the shared runtime, catching a panic inside it.
+    fn spawn(kind: &str, future: BoxFuture<'static, Result<Value>>, context: OperationContext) -> Result<EcrOperation> {
+        let runtime = operation::runtime()?;
+        events::install_subscriber();
         let operation_id = events::register(&context.events);
         let outcome = Arc::new(Mutex::new(None));
         let task_outcome = Arc::clone(&outcome);
@@ -135,6 +140,39 @@ fn build_future(kind: &str, body: Value, context: OperationContext) -> Result<Bo
 
 fn to_value<T: serde::Serialize>(value: T) -> Result<Value> {
     serde_json::to_value(value).map_err(|error| Error::internal(format!("Could not serialize the result: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::LogLevel;
+
+    #[test]
+    fn panic_in_core_becomes_panic_status() {
+        let context = OperationContext::new(LogLevel::Info);
+        let future: BoxFuture<'static, Result<Value>> = Box::pin(async { panic!("core bug") });
+        let handle = EcrOperation::spawn("token", future, context).unwrap();
+        let (status, response) = handle.wait();
+        assert_eq!(status, EcrStatus::Panic);
+        assert_eq!(response["error"]["errorId"], "InternalPanic");
+        assert!(response["error"]["message"].as_str().unwrap().contains("core bug"));
+    }
+
+    #[test]
+    fn cancel_stops_operation() {
+        let context = OperationContext::new(LogLevel::Info);
+        let cancel = context.cancel.clone();
+        let future: BoxFuture<'static, Result<Value>> = Box::pin(async move {
+            cancel.cancelled().await;
+            Err(Error::cancelled())
+        });
+        let handle = EcrOperation::spawn("push", future, context).unwrap();
+        let (status, _) = handle.poll(Duration::from_millis(50));
+        assert_eq!(status, EcrStatus::Pending);
+        handle.cancel();
+        let (status, _) = handle.wait();
+        assert_eq!(status, EcrStatus::Cancelled);
+    }
 }
 
 /// Turns a caught panic into an error that says where it happened.
