@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod compose;
+pub mod distribution;
 pub mod docker_config;
 pub mod error;
 pub mod events;

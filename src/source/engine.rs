@@ -1,0 +1,268 @@
+//! An image in a Docker engine, read through the Engine API.
+//!
+//! The image is inspected first (`GET /images/{name}/json`). Its export
+//! (`GET /images/{name}/get`, a docker-archive tar stream) is copied to a
+//! temporary file only when a blob has to be read: when the digest cache
+//! knows the config and every layer of the image, and the registry has them
+//! all, the push needs no export at all.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+use super::archive::{docker_image_plan, planned_uncompressed_layer, ArchiveSource};
+use super::digest::parse_digest;
+use super::{
+    BlobReader, DigestOrigin, ImagePlan, ImageSource, PlannedBlob, SourceOptions, DOCKER_IMAGE_CONFIG,
+};
+use crate::error::{EcrStatus, Error, Result};
+
+/// Seconds bollard waits for the engine's response headers.
+const ENGINE_TIMEOUT_SECONDS: u64 = 120;
+
+#[cfg(windows)]
+const DEFAULT_DOCKER_HOST: &str = "npipe:////./pipe/docker_engine";
+#[cfg(not(windows))]
+const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// An image in a Docker engine.
+pub struct EngineSource {
+    docker: Docker,
+    host: String,
+    image: String,
+    name: String,
+    image_id: String,
+    diff_ids: Vec<String>,
+    options: SourceOptions,
+    export: OnceCell<Arc<ArchiveSource>>,
+}
+
+impl EngineSource {
+    /// Connects to the engine, negotiates the API version and inspects the image.
+    pub async fn open(
+        docker_host: Option<&str>,
+        image: &str,
+        options: &SourceOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Self> {
+        let host = match docker_host {
+            Some(host) => host.to_owned(),
+            None => std::env::var("DOCKER_HOST")
+                .ok()
+                .filter(|host| !host.is_empty())
+                .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned()),
+        };
+        let docker = connect(&host)?;
+        let docker = cancellable(cancel, docker.negotiate_version())
+            .await?
+            .map_err(|error| engine_error(&host, "could not be reached", &error))?;
+
+        let inspect = cancellable(cancel, docker.inspect_image(image)).await?.map_err(|error| {
+            if is_not_found(&error) {
+                Error::not_found(
+                    "EngineImageNotFound",
+                    format!("The image {image} was not found in the docker engine at {host}. Build or pull it first."),
+                )
+                .with_target(image.to_owned())
+            } else {
+                engine_error(&host, &format!("could not inspect the image {image}"), &error)
+            }
+        })?;
+        let image_id = inspect.id.unwrap_or_default();
+        let diff_ids = inspect.root_fs.and_then(|root_fs| root_fs.layers).unwrap_or_default();
+
+        Ok(EngineSource {
+            docker,
+            name: image.to_owned(),
+            host,
+            image: image.to_owned(),
+            image_id,
+            diff_ids,
+            options: options.clone(),
+            export: OnceCell::new(),
+        })
+    }
+
+    /// Returns the export, copying it from the engine on the first call.
+    async fn exported(&self, cancel: &CancellationToken) -> Result<Arc<ArchiveSource>> {
+        let archive = self
+            .export
+            .get_or_try_init(|| async {
+                let spool = self.spool_export(cancel).await?;
+                let name = self.name.clone();
+                let archive = ArchiveSource::open_spooled(spool, self.options.cache.clone(), name).await?;
+                if archive.config_digest() == self.image_id {
+                    self.options
+                        .cache
+                        .record_image_config(&self.image_id, archive.config_size())
+                        .await;
+                }
+                Ok::<_, Error>(Arc::new(archive))
+            })
+            .await?;
+        Ok(archive.clone())
+    }
+
+    /// Copies the image export into a temporary file.
+    async fn spool_export(&self, cancel: &CancellationToken) -> Result<tempfile::TempPath> {
+        let folder: PathBuf = self.options.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let spool_error = |error: std::io::Error| {
+            Error::new(
+                EcrStatus::InvalidRequest,
+                "EngineExportSpoolFailed",
+                format!(
+                    "Could not write the export of {} to a temporary file in {}: {error}. Free some disk space.",
+                    self.image,
+                    folder.display()
+                ),
+            )
+        };
+        let temporary = tempfile::Builder::new()
+            .prefix("ecr-compose-export-")
+            .suffix(".tar")
+            .tempfile_in(&folder)
+            .map_err(spool_error)?;
+        let (file, path) = temporary.into_parts();
+        let mut file = tokio::io::BufWriter::with_capacity(1024 * 1024, tokio::fs::File::from_std(file));
+
+        let mut export = Box::pin(self.docker.export_image(&self.image));
+        loop {
+            let next = tokio::select! {
+                _ = cancel.cancelled() => return Err(Error::cancelled()),
+                next = export.next() => next,
+            };
+            match next {
+                Some(Ok(bytes)) => file.write_all(&bytes).await.map_err(spool_error)?,
+                Some(Err(error)) => {
+                    return Err(engine_error(
+                        &self.host,
+                        &format!("could not export the image {}", self.image),
+                        &error,
+                    ));
+                }
+                None => break,
+            }
+        }
+        file.flush().await.map_err(spool_error)?;
+        Ok(path)
+    }
+
+    /// Plans from the cache alone, when it knows the config and every layer.
+    fn plan_from_cache(&self) -> Option<ImagePlan> {
+        parse_digest(&self.image_id).ok()?;
+        let config_size = self.options.cache.image_config_size(&self.image_id)?;
+        let mut layers = Vec::with_capacity(self.diff_ids.len());
+        for diff_id in &self.diff_ids {
+            let layer = planned_uncompressed_layer(&self.options.cache, diff_id, 0);
+            layer.digest.as_ref()?;
+            layers.push(layer);
+        }
+        let config = PlannedBlob {
+            key: self.image_id.clone(),
+            media_type: DOCKER_IMAGE_CONFIG.to_owned(),
+            digest: Some((self.image_id.clone(), DigestOrigin::Exact)),
+            size: Some(config_size),
+            estimated_size: config_size,
+            foreign: false,
+        };
+        Some(docker_image_plan(config, layers))
+    }
+}
+
+#[async_trait]
+impl ImageSource for EngineSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn plan(&self, cancel: &CancellationToken) -> Result<ImagePlan> {
+        if let Some(plan) = self.plan_from_cache() {
+            return Ok(plan);
+        }
+        self.exported(cancel).await?.plan(cancel).await
+    }
+
+    async fn open_blob(&self, blob: &PlannedBlob, cancel: &CancellationToken) -> Result<BlobReader> {
+        self.exported(cancel).await?.open_blob(blob, cancel).await
+    }
+
+    async fn blob_stored(&self, blob: &PlannedBlob, digest: &str, size: u64) -> Result<()> {
+        // A blob that was uploaded was read from the export, so it exists.
+        match self.export.get() {
+            Some(archive) => archive.blob_stored(blob, digest, size).await,
+            None => Ok(()),
+        }
+    }
+}
+
+fn connect(host: &str) -> Result<Docker> {
+    let version = bollard::API_DEFAULT_VERSION;
+    let connected = if host.starts_with("unix://") {
+        #[cfg(unix)]
+        {
+            Docker::connect_with_unix(host, ENGINE_TIMEOUT_SECONDS, version)
+        }
+        #[cfg(not(unix))]
+        {
+            return Err(unsupported_host(host));
+        }
+    } else if host.starts_with("npipe://") {
+        #[cfg(windows)]
+        {
+            Docker::connect_with_named_pipe(host, ENGINE_TIMEOUT_SECONDS, version)
+        }
+        #[cfg(not(windows))]
+        {
+            return Err(unsupported_host(host));
+        }
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(host, ENGINE_TIMEOUT_SECONDS, version)
+    } else {
+        return Err(unsupported_host(host));
+    };
+    connected.map_err(|error| engine_error(host, "could not be reached", &error))
+}
+
+fn unsupported_host(host: &str) -> Error {
+    Error::invalid(
+        "InvalidDockerHost",
+        format!(
+            "The docker host '{host}' is not supported: use unix://, npipe:// or tcp:// (TLS and ssh engines are not supported)."
+        ),
+    )
+    .with_target(host.to_owned())
+}
+
+fn is_not_found(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
+    )
+}
+
+fn engine_error(host: &str, problem: &str, error: &bollard::errors::Error) -> Error {
+    let status = match error {
+        bollard::errors::Error::RequestTimeoutError => EcrStatus::Timeout,
+        bollard::errors::Error::DockerResponseServerError { .. } => EcrStatus::Registry,
+        _ => EcrStatus::Network,
+    };
+    Error::new(
+        status,
+        "DockerEngineError",
+        format!("The docker engine at {host} {problem}: {error}. Check that the engine runs and DOCKER_HOST points at it."),
+    )
+    .with_target(host.to_owned())
+}
+
+async fn cancellable<T>(cancel: &CancellationToken, future: impl std::future::Future<Output = T>) -> Result<T> {
+    tokio::select! {
+        _ = cancel.cancelled() => Err(Error::cancelled()),
+        value = future => Ok(value),
+    }
+}
