@@ -21,7 +21,7 @@ static ECR_REPOSITORY: LazyLock<Regex> = LazyLock::new(|| {
 /// Length limits of an ECR repository name, from the ECR API reference.
 const ECR_REPOSITORY_LENGTH: std::ops::RangeInclusive<usize> = 2..=256;
 
-/// What to plan.
+/// Options of a plan: the services, the registry aliases and strictness.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PlanOptions {
@@ -69,11 +69,11 @@ pub struct PlanItem {
     pub tag: Option<String>,
     /// Digest, when the reference names one.
     pub digest: Option<String>,
-    /// What the push does with the image.
+    /// Action of the push for the image.
     pub action: Action,
 }
 
-/// What the push does with an image.
+/// Action of the push for one image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind")]
 pub enum Action {
@@ -84,9 +84,9 @@ pub enum Action {
     /// Skip the image because compose builds it without naming it, so it
     /// has no registry to go to.
     SkipBuildOnly,
-    /// The image cannot be pushed; the error says why.
+    /// Fail the image, because it cannot be pushed.
     Fail {
-        /// What is wrong and how to fix it.
+        /// Error naming the problem and its fix.
         error: Error,
     },
 }
@@ -272,7 +272,7 @@ fn fail_item(service: &Service, image: &str, error: Error) -> PlanItem {
     }
 }
 
-/// A service that compose builds and names `<project>-<service>`.
+/// Returns the item of a service that compose builds and names `<project>-<service>`.
 fn build_only_item(project: &Project, service: &Service) -> PlanItem {
     let default_name = format!("{}-{}", project.name, service.name);
     let (reference, repository, tag) = match Reference::parse(&default_name) {

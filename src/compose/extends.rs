@@ -253,10 +253,10 @@ pub(crate) fn is_remote_context(context: &str) -> bool {
 
 /// Adds the services of the projects named by `include` to the document.
 ///
-/// Each included project is read on its own: its paths are relative to its
-/// own directory, its `.env` (or the `env_file` of the entry) adds variables
-/// that the including project does not set, and a service it defines must
-/// not exist in the including document.
+/// Each included project is read on its own, and its paths are relative to
+/// its own directory. Its `.env` (or the `env_file` of the entry) adds the
+/// variables that the including project does not set. A service it defines
+/// must not exist in the including document.
 pub(crate) fn apply_include(
     document: &mut Document,
     environment: &HashMap<String, String>,

@@ -1,4 +1,4 @@
-//! Which compose files make up a project, and the project name.
+//! Lookup of the compose files of a project, and the project name.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};

@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 
-/// Why a template could not be substituted.
+/// Error of a substitution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TemplateError {
-    /// The template breaks the syntax; the text says where.
+    /// The template breaks the syntax; the text names the place.
     Invalid(String),
     /// A `?` or `:?` substitution found its variable missing.
     Required { variable: String, message: String },

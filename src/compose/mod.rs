@@ -30,7 +30,8 @@ use crate::registry::RegistryAliases;
 /// Top-level extension field of EcrCompose in a compose file.
 pub const EXTENSION_KEY: &str = "x-ecr-compose";
 
-/// Where and how to read a compose project; every field is optional.
+/// Options of [`load`]: files, directories, env files, profiles and variables.
+/// Every field is optional.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LoadOptions {
@@ -170,9 +171,9 @@ pub fn load(options: &LoadOptions) -> Result<Project> {
         .as_ref()
         .map(|directory| resolve_path(&working_dir, directory));
 
-    // compose reads .env before it knows the files, from the project
-    // directory option, the directory of the first -f file or the working
-    // directory, so that .env can set COMPOSE_FILE.
+    // compose reads .env before the file list is settled, so that .env can
+    // set COMPOSE_FILE. It reads it from the project directory option, the
+    // directory of the first -f file or the working directory.
     let env_directory = project_directory_option
         .clone()
         .or_else(|| explicit_files.first().and_then(|file| file.parent()).map(Path::to_path_buf))
