@@ -18,6 +18,7 @@ pub mod operation;
 pub mod plan;
 pub mod push;
 pub mod registry;
+pub mod repositories;
 pub mod secret;
 pub mod source;
 pub mod session;

@@ -2,24 +2,13 @@
 //! that name it, its registry and what the push does with it.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::compose::reference::{Reference, parse_reference};
 use crate::compose::{Project, Service};
 use crate::error::{Error, Result};
-use crate::registry::{EcrRegistry, RegistryAliases};
-
-/// Repository names that ECR accepts (the `repositoryName` pattern of its API).
-static ECR_REPOSITORY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-        .expect("ECR repository pattern is valid")
-});
-
-/// Length limits of an ECR repository name, from the ECR API reference.
-const ECR_REPOSITORY_LENGTH: std::ops::RangeInclusive<usize> = 2..=256;
+use crate::registry::{EcrRegistry, RegistryAliases, is_valid_ecr_repository_name};
 
 /// Options of a plan: the services, the registry aliases and strictness.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,7 +234,7 @@ fn invalid_image_error(service: &Service, image: &str, reason: &str) -> Error {
 }
 
 fn ecr_repository_action(service: &Service, reference: &str, repository: &str) -> Action {
-    if ECR_REPOSITORY.is_match(repository) && ECR_REPOSITORY_LENGTH.contains(&repository.len()) {
+    if is_valid_ecr_repository_name(repository) {
         return Action::Push;
     }
     Action::Fail {

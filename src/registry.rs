@@ -20,6 +20,21 @@ static ECR_HOST: LazyLock<Regex> = LazyLock::new(|| {
     .expect("ECR host pattern is valid")
 });
 
+/// Repository names that ECR accepts (the `repositoryName` pattern of the ECR API).
+static ECR_REPOSITORY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+        .expect("ECR repository pattern is valid")
+});
+
+/// Length limits of an ECR repository name, from the ECR API reference.
+pub const ECR_REPOSITORY_LENGTH: std::ops::RangeInclusive<usize> = 2..=256;
+
+/// True when ECR accepts `name` as a repository name: 2 to 256 characters,
+/// lowercase letters and digits separated by single `.`, `_`, `-` or `/`.
+pub fn is_valid_ecr_repository_name(name: &str) -> bool {
+    ECR_REPOSITORY_LENGTH.contains(&name.len()) && ECR_REPOSITORY.is_match(name)
+}
+
 /// An ECR registry that images are pushed to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -168,6 +183,16 @@ mod tests {
         assert_eq!(registry.host, "127.0.0.1:5000");
         assert_eq!(registry.region, "us-east-1");
         assert!(registry.is_alias());
+    }
+
+    #[test]
+    fn ecr_repository_names() {
+        assert!(is_valid_ecr_repository_name("team/app.v2_x-y"));
+        assert!(!is_valid_ecr_repository_name("a"));
+        assert!(!is_valid_ecr_repository_name("team__app"));
+        assert!(!is_valid_ecr_repository_name("team--app"));
+        assert!(!is_valid_ecr_repository_name("Team/app"));
+        assert!(!is_valid_ecr_repository_name(&"a".repeat(257)));
     }
 
     #[test]
