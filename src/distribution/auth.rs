@@ -100,7 +100,7 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    /// Returns the token, whichever field holds it.
+    /// Returns the token, whichever field contains it.
     pub fn into_token(self) -> Option<Secret> {
         self.token
             .filter(|token| !token.is_empty())

@@ -20,8 +20,8 @@ use crate::secret::Secret;
 
 /// Time to open a TCP connection and finish the TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest pause between two reads of a response; a part upload answers
-/// only after the registry has stored the part.
+/// Maximum pause between two reads of a response. The registry responds to
+/// a part upload only after it has stored the part.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
 /// A bearer token younger than this is not fetched again after a 401:
 /// the 401 then means the credentials, not the token's age, are at fault.
@@ -40,7 +40,7 @@ pub fn is_loopback_host(host: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|address| address.is_loopback())
 }
 
-/// How a request reacts when the push is cancelled while it is on the wire.
+/// Behaviour of a request that is on the wire when the push is cancelled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interrupt {
     /// Drop the request at once.
@@ -144,7 +144,7 @@ impl RegistryClient {
         Err(client.status_error("Checking the registry", response).await)
     }
 
-    /// The registry host and the repository, for messages.
+    /// Returns the registry host and the repository, for messages.
     pub fn context(&self) -> &RequestContext {
         &self.context
     }
@@ -306,9 +306,9 @@ impl RegistryClient {
     }
 
     /// Reacts to a 401 or 403 received with credentials of `generation`:
-    /// switches to the scheme that the registry asks for, fetches a new
-    /// bearer token, or asks the refresh hook for a new password (once per
-    /// push). Returns true when the request should be sent again.
+    /// switches to the scheme of the registry's challenge, fetches a new
+    /// bearer token, or requests a new password from the refresh hook (once
+    /// per push). Returns true when the request should be sent again.
     async fn refresh_auth(&self, generation: u64, response: &Response) -> Result<bool> {
         let challenge = response
             .headers()

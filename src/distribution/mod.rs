@@ -1,9 +1,9 @@
 //! Push of one image to a registry through the OCI distribution API.
 //!
-//! [`push`] reads an [`ImageSource`]'s plan, asks the registry which blobs it
-//! already has (`HEAD /v2/<name>/blobs/<digest>`), uploads the others in
-//! parallel (`POST` an upload, `PATCH` chunks with `Content-Range`, `PUT
-//! ?digest=`), then puts the manifests, children before indexes. The top
+//! [`push`] reads an [`ImageSource`]'s plan and checks which blobs the
+//! registry already has (`HEAD /v2/<name>/blobs/<digest>`). It uploads the
+//! others in parallel (`POST` an upload, `PATCH` chunks with `Content-Range`,
+//! `PUT ?digest=`), then puts the manifests, children before indexes. The top
 //! manifest is the commit point: a push that fails or is cancelled before it
 //! leaves at most some blobs and untagged child manifests behind.
 //!
@@ -84,7 +84,7 @@ impl fmt::Debug for RegistryEndpoint {
     }
 }
 
-/// Where to push an image.
+/// Destination of a push: registry, repository and tag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushTarget {
     /// The registry.
@@ -116,8 +116,8 @@ pub struct PushOptions {
     /// First backoff delay; each retry doubles it, up to 30 seconds, with
     /// jitter. A `Retry-After` header takes precedence, up to the same cap.
     pub retry_base_delay: Duration,
-    /// Upload slots shared with other pushes running at the same time; an
-    /// upload holds one slot. `None` limits this push alone.
+    /// Upload slots shared with other pushes running at the same time, one
+    /// slot per running upload. `None` limits this push alone.
     pub upload_slots: Option<Arc<Semaphore>>,
     /// Called once when the registry rejects the credentials mid-push.
     pub reauth: Option<Arc<dyn CredentialRefresh>>,
@@ -149,7 +149,7 @@ impl fmt::Debug for PushOptions {
     }
 }
 
-/// What a push stored.
+/// Result of a push.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushOutcome {
     /// Digest of the top manifest, as the registry returned it in

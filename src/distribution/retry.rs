@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 
-/// Longest wait between two attempts.
+/// Maximum wait between two attempts.
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// How often and how long to retry.

@@ -1,10 +1,10 @@
 //! Blob uploads and manifest puts of the OCI distribution API.
 //!
-//! A blob is streamed from its source in parts of `chunk_size` bytes; at
-//! most two parts of one blob are in memory at a time (the one being sent
-//! and the next one being read). A blob that fits in one part is sent in a
-//! single `PUT`; a larger one with one `PATCH` per part, each with its
-//! `Content-Range`, then an empty `PUT ?digest=`.
+//! A blob is streamed from its source in parts of `chunk_size` bytes. At
+//! most two parts of one blob are in memory at a time: the one being sent
+//! and the next one being read. A blob that fits in one part is sent in a
+//! single `PUT`. A larger one is sent with one `PATCH` per part, each with
+//! its `Content-Range`, then an empty `PUT ?digest=`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ const MAX_UPLOAD_RESTARTS: u32 = 2;
 /// Registry error codes after which a blob upload has to start over.
 const RESTART_CODES: [&str; 2] = ["BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"];
 
-/// Where a blob ended up.
+/// Digest and size of a blob at the registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredBlob {
     /// Digest at the registry.
@@ -165,8 +165,8 @@ pub fn blob_label(blob: &PlannedBlob) -> String {
     }
 }
 
-/// Makes sure the registry has a blob: asks for it by digest when the
-/// digest is known, uploads it otherwise.
+/// Ensures that the registry has a blob: checks for it by digest when the
+/// digest is known, and uploads it otherwise.
 pub async fn push_blob(context: &BlobContext<'_>, blob: &PlannedBlob) -> Result<StoredBlob> {
     let tracker = context.tracker;
     if let Some((digest, _)) = &blob.digest {

@@ -60,7 +60,7 @@ struct RootFs {
     diff_ids: Vec<String>,
 }
 
-/// Where a file's bytes sit in the tar.
+/// Byte range of a file inside the tar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Span {
     offset: u64,
@@ -160,8 +160,8 @@ fn normalize(path: &str) -> String {
 struct ArchiveLayer {
     diff_id: String,
     span: Span,
-    /// Some when the file is already gzip-compressed; then it holds the
-    /// file's digest if its name gives it (`blobs/sha256/<hex>`).
+    /// Some when the file is already gzip-compressed. It then contains the
+    /// file's digest if the file name gives it (`blobs/sha256/<hex>`).
     gzip_digest: Option<Option<String>>,
 }
 
@@ -412,7 +412,7 @@ impl ImageSource for ArchiveSource {
     }
 }
 
-fn select_image<'a>(path: &Path, images: &'a [ArchiveImage], wanted: Option<&str>) -> Result<&'a ArchiveImage> {
+fn select_image<'a>(path: &Path, images: &'a [ArchiveImage], requested: Option<&str>) -> Result<&'a ArchiveImage> {
     let tags = || {
         let tags: Vec<&str> = images
             .iter()
@@ -421,15 +421,15 @@ fn select_image<'a>(path: &Path, images: &'a [ArchiveImage], wanted: Option<&str
         if tags.is_empty() { "no tags".to_owned() } else { tags.join(", ") }
     };
     if let [only] = images {
-        let matches = wanted.is_none_or(|wanted| {
+        let matches = requested.is_none_or(|requested| {
             let tags = only.repo_tags.as_deref().unwrap_or_default();
-            tags.is_empty() || tags.iter().any(|tag| same_tag(tag, wanted))
+            tags.is_empty() || tags.iter().any(|tag| same_tag(tag, requested))
         });
         if matches {
             return Ok(only);
         }
     }
-    let Some(wanted) = wanted else {
+    let Some(requested) = requested else {
         return Err(if images.is_empty() {
             archive_error(path, "its manifest.json lists no image")
         } else {
@@ -446,18 +446,18 @@ fn select_image<'a>(path: &Path, images: &'a [ArchiveImage], wanted: Option<&str
     };
     images
         .iter()
-        .find(|image| image.repo_tags.iter().flatten().any(|tag| same_tag(tag, wanted)))
+        .find(|image| image.repo_tags.iter().flatten().any(|tag| same_tag(tag, requested)))
         .ok_or_else(|| {
             Error::not_found(
                 "ArchiveImageNotFound",
-                format!("The archive {} has no image tagged '{wanted}'. It contains: {}.", path.display(), tags()),
+                format!("The archive {} has no image tagged '{requested}'. It contains: {}.", path.display(), tags()),
             )
-            .with_target(wanted.to_owned())
+            .with_target(requested.to_owned())
         })
 }
 
 /// Compares tags, taking a name without a tag as `:latest`.
-fn same_tag(tag: &str, wanted: &str) -> bool {
+fn same_tag(tag: &str, requested: &str) -> bool {
     let with_latest = |name: &str| {
         let last = name.rsplit('/').next().unwrap_or(name);
         if last.contains(':') || name.contains('@') {
@@ -466,7 +466,7 @@ fn same_tag(tag: &str, wanted: &str) -> bool {
             format!("{name}:latest")
         }
     };
-    tag == wanted || with_latest(tag) == with_latest(wanted)
+    tag == requested || with_latest(tag) == with_latest(requested)
 }
 
 enum LayerCompression {
@@ -477,12 +477,12 @@ enum LayerCompression {
 
 fn detect_compression(path: &Path, span: Span) -> Result<LayerCompression> {
     let mut magic = [0u8; 4];
-    let wanted = span.length.min(4) as usize;
+    let requested = span.length.min(4) as usize;
     let mut file = File::open(path).map_err(|error| file_error(path, "open", &error))?;
     file.seek(SeekFrom::Start(span.offset))
-        .and_then(|_| file.read_exact(&mut magic[..wanted]))
+        .and_then(|_| file.read_exact(&mut magic[..requested]))
         .map_err(|error| file_error(path, "read", &error))?;
-    Ok(match &magic[..wanted] {
+    Ok(match &magic[..requested] {
         [0x1f, 0x8b, ..] => LayerCompression::Gzip,
         [0x28, 0xb5, 0x2f, 0xfd] => LayerCompression::Zstd,
         _ => LayerCompression::None,

@@ -1,9 +1,9 @@
 //! On-disk cache of compressed layer digests, keyed by uncompressed digest.
 //!
 //! A layer that was compressed and pushed once is remembered as
-//! `diff id → (compressed digest, size)`. On the next push the uploader asks
-//! the registry for that digest first and skips the compression when the
-//! registry has it. Any entry is safe to use: it names bytes that this
+//! `diff id → (compressed digest, size)`. On the next push the uploader
+//! checks the registry for that digest first and skips the compression when
+//! the registry has it. Any entry is safe to use: it names bytes that this
 //! library produced from that very layer, whatever compressor made them.
 //!
 //! Engine images are remembered too (`image id → config size`), once an
