@@ -42,7 +42,6 @@ $RepositoryRoot = $PSScriptRoot
 $OutputRoot = Join-Path $RepositoryRoot 'out'
 $ModuleOutput = Join-Path $OutputRoot 'EcrCompose'
 $PesterManifest = Join-Path $RepositoryRoot '.tools/nuget/pester/5.7.1/tools/Pester.psd1'
-$PwshPath = (Get-Process -Id $PID).Path
 
 # Folder names of runtimes/<rid> for the cargo target triples that the module supports.
 $RuntimeIdentifiers = [ordered] @{
@@ -52,6 +51,23 @@ $RuntimeIdentifiers = [ordered] @{
     'aarch64-pc-windows-msvc' = 'win-arm64'
     'x86_64-apple-darwin' = 'osx-x64'
     'aarch64-apple-darwin' = 'osx-arm64'
+}
+
+
+function Get-PwshCommand {
+    # Returns the program and leading arguments that start this PowerShell again.
+    $processPath = (Get-Process -Id $PID).Path
+    if ([System.IO.Path]::GetFileNameWithoutExtension($processPath) -in 'pwsh', 'powershell') {
+        return @($processPath)
+    }
+
+    # PowerShell installed as a .NET tool runs inside the dotnet host.
+    $assembly = Join-Path $PSHOME 'pwsh.dll'
+    if (Test-Path $assembly) {
+        return @($processPath, $assembly)
+    }
+
+    return @('pwsh')
 }
 
 
@@ -195,11 +211,12 @@ $failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContai
     Set-Content -Path $scriptFile -Value $script -Encoding utf8
 
     $env:ECR_COMPOSE_MODULE = Join-Path $ModuleOutput 'EcrCompose.psd1'
-    $arguments = @(
+    $pwsh = @(Get-PwshCommand)
+    $arguments = @($pwsh | Select-Object -Skip 1) + @(
         '-NoProfile', '-NonInteractive', '-File', $scriptFile,
         $PesterManifest, (Join-Path $RepositoryRoot 'tests'), $resultFile, (Join-Path $OutputRoot 'pester-results.xml')
     )
-    $null = Invoke-Native $PwshPath $arguments
+    $null = Invoke-Native $pwsh[0] $arguments
     if (-not (Test-Path $resultFile)) {
         return @{ Passed = 0; Failed = 1; Skipped = 0 }
     }
@@ -243,14 +260,16 @@ function Invoke-ExampleTask {
 
     $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-example-$PID"
     $standIns = $null
+    $savedEnvironment = $null
     try {
         $standIns = Start-StandIns -State $state -Services sts, registry, engine
-        Use-StandInEnvironment -StandIns $standIns
+        $savedEnvironment = Use-StandInEnvironment -StandIns $standIns
+        $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state 'session-cache'
 
         $ecrHost = "$($standIns.accountId).dkr.ecr.$($standIns.region).amazonaws.com"
         $project = Join-Path $RepositoryRoot 'examples/hello-compose'
         $env:REGISTRY = $standIns.registry.host
-        & (Join-Path $project 'Build-Images.ps1') -Registry $standIns.registry.host -DockerHost $standIns.engine.host
+        $null = & (Join-Path $project 'Build-Images.ps1') -Registry $standIns.registry.host -DockerHost $standIns.engine.host
 
         $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
         $session | Format-Table | Out-Host
@@ -261,6 +280,8 @@ function Invoke-ExampleTask {
     }
     finally {
         if ($null -ne $standIns) { Stop-StandIns -State $state }
+        if ($null -ne $savedEnvironment) { Restore-StandInEnvironment -Saved $savedEnvironment }
+        Remove-Item -Path $state -Recurse -Force -ErrorAction SilentlyContinue
     }
 }
 

@@ -62,9 +62,14 @@ AfterAll {
         Stop-StandIns -State $state
     }
 
-    foreach ($name in [System.Environment]::GetEnvironmentVariables().Keys) {
+    if ($state -and (Test-Path $state)) {
+        Remove-Item -Path $state -Recurse -Force -ErrorAction SilentlyContinue
+    }
+
+    # Remove-Item unsets a variable; SetEnvironmentVariable($name, $null) would set it to ''.
+    foreach ($name in @([System.Environment]::GetEnvironmentVariables().Keys)) {
         if (-not $savedEnvironment.Contains($name)) {
-            [System.Environment]::SetEnvironmentVariable($name, $null)
+            Remove-Item -Path "env:$name" -ErrorAction SilentlyContinue
         }
     }
 

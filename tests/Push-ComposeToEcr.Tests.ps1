@@ -99,9 +99,14 @@ AfterAll {
         Stop-StandIns -State $state
     }
 
-    foreach ($name in [System.Environment]::GetEnvironmentVariables().Keys) {
+    if ($state -and (Test-Path $state)) {
+        Remove-Item -Path $state -Recurse -Force -ErrorAction SilentlyContinue
+    }
+
+    # Remove-Item unsets a variable; SetEnvironmentVariable($name, $null) would set it to ''.
+    foreach ($name in @([System.Environment]::GetEnvironmentVariables().Keys)) {
         if (-not $savedEnvironment.Contains($name)) {
-            [System.Environment]::SetEnvironmentVariable($name, $null)
+            Remove-Item -Path "env:$name" -ErrorAction SilentlyContinue
         }
     }
 
@@ -248,7 +253,14 @@ Describe 'Push-ComposeToEcr' {
             $script = "Import-Module '$manifestPath'; " +
                 "`$session = Get-EcrMfaSession -SerialNumber '$($standIns.serialNumber)' -TokenCode '123456'; " +
                 "Push-ComposeToEcr -Path '$whatIfCompose' -Session `$session -RegistryAlias @{ '$registryHost' = '$ecrHost' } -WhatIf"
-            $output = & (Get-Process -Id $PID).Path -NoProfile -NonInteractive -Command $script 2>&1 | Out-String
+            # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
+            $pwsh = @((Get-Process -Id $PID).Path)
+            if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
+                $pwsh += Join-Path $PSHOME 'pwsh.dll'
+            }
+
+            $arguments = @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-Command', $script)
+            $output = & $pwsh[0] @arguments 2>&1 | Out-String
             $output | Should -Match ([regex]::Escape("What if: Performing the operation `"Push image to Amazon ECR`" on target `"$image`""))
         }
     }

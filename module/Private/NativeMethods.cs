@@ -130,7 +130,8 @@ namespace EcrCompose.Native
     /// managed copy and never calls setenv, so getenv in native code still returns the values the
     /// process started with. On Windows both read the same environment block and nothing is copied.
     /// setenv is not safe while another thread reads the environment, so the module calls this only
-    /// while none of its operations runs.
+    /// while none of its operations runs. An empty value counts as unset, as it does for $env: in
+    /// PowerShell, because AWS code takes an empty AWS_ENDPOINT_URL_STS for an endpoint.
     /// </remarks>
     public static class NativeEnvironment
     {
@@ -166,7 +167,8 @@ namespace EcrCompose.Native
                 {
                     string name = (string)entry.Key;
                     string value = (string)entry.Value;
-                    if (name.Length == 0 || name.IndexOf('=') >= 0 || name.IndexOf('\0') >= 0 || value.IndexOf('\0') >= 0)
+                    if (string.IsNullOrEmpty(value) || name.Length == 0 || name.IndexOf('=') >= 0 ||
+                        name.IndexOf('\0') >= 0 || value.IndexOf('\0') >= 0)
                     {
                         continue;
                     }
@@ -187,7 +189,7 @@ namespace EcrCompose.Native
 
                 foreach (string name in candidates)
                 {
-                    if (!managed.Contains(name) && ReadNative(name) != null)
+                    if (string.IsNullOrEmpty(managed[name] as string) && ReadNative(name) != null)
                     {
                         UnsetEnv(Utf8(name));
                         changes++;
