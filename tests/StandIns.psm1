@@ -57,7 +57,7 @@ function Start-StandIns {
     as an object with the properties awsEndpoint, region, accountId, accessKeyId,
     secretAccessKey, wrongTokenCode, serialNumber, control, registry (host, url, username,
     password, caFile), engine (host, runDir), stateDir, awsConfigFile,
-    awsSharedCredentialsFile, dockerConfig, pids and logs. A service not started is $null.
+    awsSharedCredentialsFile, dockerConfig, cacheDir, pids and logs. A service not started is $null.
 
     .PARAMETER State
     Directory for state, logs and standins.json. Created when missing. Pass the same path to
@@ -361,9 +361,9 @@ function Use-StandInEnvironment {
     .DESCRIPTION
     Sets AWS_ENDPOINT_URL (when sts runs), AWS_REGION, AWS_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY, AWS_EC2_METADATA_DISABLED=true, AWS_CONFIG_FILE and
-    AWS_SHARED_CREDENTIALS_FILE (empty files under the state directory), DOCKER_CONFIG (a
-    directory under the state directory), DOCKER_HOST (when the engine runs) and NO_PROXY for
-    loopback. Removes AWS_PROFILE, AWS_SESSION_TOKEN, proxies and other variables that would
+    AWS_SHARED_CREDENTIALS_FILE (empty files under the state directory), DOCKER_CONFIG and
+    XDG_CACHE_HOME (directories under the state directory), DOCKER_HOST (when the engine runs)
+    and NO_PROXY for loopback. Removes AWS_PROFILE, AWS_SESSION_TOKEN, proxies and other variables that would
     override them.
 
     Returns a hashtable of each changed variable and its previous value ($null when it was
@@ -394,6 +394,7 @@ function Use-StandInEnvironment {
         $values['AWS_CONFIG_FILE'] = $StandIns.awsConfigFile
         $values['AWS_SHARED_CREDENTIALS_FILE'] = $StandIns.awsSharedCredentialsFile
         $values['DOCKER_CONFIG'] = $StandIns.dockerConfig
+        $values['XDG_CACHE_HOME'] = $StandIns.cacheDir
         $values['NO_PROXY'] = '127.0.0.1,localhost'
         $values['no_proxy'] = '127.0.0.1,localhost'
         $values['AWS_ENDPOINT_URL'] = $StandIns.awsEndpoint

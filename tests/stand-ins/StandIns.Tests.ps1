@@ -134,6 +134,7 @@ Describe 'Use-StandInEnvironment' {
             Metadata  = $env:AWS_EC2_METADATA_DISABLED
             Config    = $env:AWS_CONFIG_FILE
             Docker    = $env:DOCKER_CONFIG
+            Cache     = $env:XDG_CACHE_HOME
             Profile   = $env:AWS_PROFILE
             AccessKey = $env:AWS_ACCESS_KEY_ID
         }
@@ -162,6 +163,10 @@ Describe 'Use-StandInEnvironment' {
 
     It 'points DOCKER_CONFIG at the state directory' {
         $during.Docker | Should -BeLike "$state*"
+    }
+
+    It 'points XDG_CACHE_HOME at the state directory' {
+        $during.Cache | Should -BeLike "$state*"
     }
 
     It 'removes AWS_PROFILE' {

@@ -130,11 +130,13 @@ def start_services(parser, state_dir, args):
 
 
 def _describe_account(state_dir, wrong_token_code):
-    """Build the account part of standins.json and the empty files that AWS code may read."""
+    """Build the account part of standins.json, and the empty files and folders that AWS,
+    Docker and cache code under test use in place of the user's."""
     aws_dir = os.path.join(state_dir, "aws")
     docker_config = os.path.join(state_dir, "docker-config")
-    os.makedirs(aws_dir, exist_ok=True)
-    os.makedirs(docker_config, exist_ok=True)
+    cache_dir = os.path.join(state_dir, "cache")
+    for directory in (aws_dir, docker_config, cache_dir):
+        os.makedirs(directory, exist_ok=True)
     config_file = os.path.join(aws_dir, "config")
     credentials_file = os.path.join(aws_dir, "credentials")
     for path in (config_file, credentials_file):
@@ -159,6 +161,7 @@ def _describe_account(state_dir, wrong_token_code):
         "awsConfigFile": config_file,
         "awsSharedCredentialsFile": credentials_file,
         "dockerConfig": docker_config,
+        "cacheDir": cache_dir,
         "pids": {},
         "logs": {},
     }
