@@ -14,10 +14,29 @@
     VariablesToExport = @()
     AliasesToExport = @()
     FileList = @(
+        'EcrCompose.Format.ps1xml',
         'EcrCompose.psd1',
         'EcrCompose.psm1',
-        'EcrCompose.Format.ps1xml',
-        'Private/NativeMethods.cs'
+        'Private/ConvertTo-EcrCredentials.ps1',
+        'Private/ConvertTo-EcrPushResult.ps1',
+        'Private/ConvertTo-EcrRegistryAliases.ps1',
+        'Private/ConvertTo-EcrUtcDateTime.ps1',
+        'Private/Get-EcrNativeLibrary.ps1',
+        'Private/Get-EcrNativeLibraryPath.ps1',
+        'Private/Get-EcrRuntimeIdentifier.ps1',
+        'Private/Get-EcrStatusName.ps1',
+        'Private/Invoke-EcrOperation.ps1',
+        'Private/NativeMethods.cs',
+        'Private/New-EcrAwsOptions.ps1',
+        'Private/New-EcrDockerOptions.ps1',
+        'Private/New-EcrErrorRecord.ps1',
+        'Private/Resolve-EcrFileSystemPath.ps1',
+        'Private/Test-EcrEndpointUrl.ps1',
+        'Private/Write-EcrEvent.ps1',
+        'Public/Clear-EcrMfaSessionCache.ps1',
+        'Public/Connect-EcrRegistry.ps1',
+        'Public/Get-EcrMfaSession.ps1',
+        'Public/Push-ComposeToEcr.ps1'
     )
     PrivateData = @{
         PSData = @{

@@ -52,6 +52,14 @@ Describe 'Module manifest' {
         Join-Path $moduleRoot $data.FormatsToProcess[0] | Should -Exist
     }
 
+    It 'lists every module file in FileList' {
+        $files = Get-ChildItem -Path $moduleRoot -File -Recurse |
+            Where-Object { $_.FullName -notmatch '[\\/]runtimes[\\/]' } |
+            ForEach-Object { $_.FullName.Substring($moduleRoot.Length + 1).Replace('\', '/') } |
+            Sort-Object
+        @($data.FileList | ForEach-Object { $_.Replace('\', '/') } | Sort-Object) | Should -Be @($files)
+    }
+
     It 'has gallery tags' {
         $data.PrivateData.PSData.Tags | Should -Contain 'ECR'
     }

@@ -171,6 +171,26 @@ Describe 'Push-ComposeToEcr' {
             Find-Secret -Text (ConvertTo-VisibleText $records) | Should -BeNullOrEmpty
         }
 
+        It 'reports progress and completes it' {
+            # Progress is not a redirectable stream, but a runspace collects it.
+            $shell = [powershell]::Create()
+            try {
+                $null = $shell.AddScript({
+                        param($Manifest, $Path, $Aliases, $Session)
+                        Import-Module $Manifest
+                        Push-ComposeToEcr -Path $Path -RegistryAlias $Aliases -Session $Session -Service api
+                    }).AddArgument($manifestPath).AddArgument($composeFile).AddArgument($aliases).AddArgument($session)
+                $null = $shell.Invoke()
+                $progress = @($shell.Streams.Progress)
+            }
+            finally {
+                $shell.Dispose()
+            }
+
+            $progress.Count | Should -BeGreaterThan 0
+            @($progress | Where-Object RecordType -EQ 'Completed').Count | Should -BeGreaterThan 0
+        }
+
         It 'shows results in a table' {
             $table = $results | Out-String -Width 200
             $table | Should -Match 'Pushed'

@@ -145,8 +145,8 @@ function Invoke-EcrOperation {
 
         $summary = $response.result.summary
         if ($null -ne $summary) {
-            Write-Verbose ('Pushed {0}, skipped {1}, failed {2} images; {3} bytes uploaded in {4} s.' -f
-                $summary.pushed, $summary.skipped, $summary.failed, $summary.bytes, $summary.seconds)
+            Write-Verbose ('Pushed {0}, planned {1}, skipped {2} and failed {3} images in {4:0.0} s.' -f
+                $summary.pushed, $summary.planned, $summary.skipped, $summary.failed, [double] $summary.seconds)
         }
     }
 

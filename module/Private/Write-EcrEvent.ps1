@@ -41,7 +41,9 @@ function Write-EcrEvent {
                 Id = [int] $EventDocument.id
                 Activity = $activity
             }
-            if ($null -ne $EventDocument.parentId -and [int] $EventDocument.parentId -ne [int] $EventDocument.id) {
+            # Ids start at 1, and parentId 0 marks a top-level bar.
+            if ($null -ne $EventDocument.parentId -and [int] $EventDocument.parentId -gt 0 -and
+                [int] $EventDocument.parentId -ne [int] $EventDocument.id) {
                 $progress.ParentId = [int] $EventDocument.parentId
             }
 
