@@ -93,6 +93,7 @@ fn base_env_points_at_stand_ins() {
     assert!(!env.contains_key("DOCKER_HOST"), "no engine was started");
     assert!(std::path::Path::new(&env["AWS_CONFIG_FILE"]).is_file());
     assert!(std::path::Path::new(&env["DOCKER_CONFIG"]).is_dir());
+    assert!(std::path::Path::new(&env["XDG_CACHE_HOME"]).starts_with(&stand_ins.state_dir));
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct StandIns {
     pub aws_shared_credentials_file: PathBuf,
     /// Empty directory for `DOCKER_CONFIG`.
     pub docker_config: PathBuf,
+    /// Empty directory for `XDG_CACHE_HOME`, so that caches of the code under
+    /// test stay in the state directory.
+    pub cache_dir: PathBuf,
     pub pids: BTreeMap<String, u32>,
     pub logs: BTreeMap<String, PathBuf>,
     #[serde(skip)]
@@ -161,8 +164,8 @@ impl StandIns {
     /// Returns the environment that points AWS and Docker code at the stand-ins.
     ///
     /// Sets endpoint, region, base credentials, empty AWS files, no instance
-    /// metadata, `DOCKER_CONFIG`, `DOCKER_HOST` when the engine runs, and
-    /// `NO_PROXY` for loopback.
+    /// metadata, `DOCKER_CONFIG`, `XDG_CACHE_HOME`, `DOCKER_HOST` when the
+    /// engine runs, and `NO_PROXY` for loopback.
     pub fn base_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
             ("AWS_REGION", self.region.clone()),
@@ -175,6 +178,7 @@ impl StandIns {
                 path_text(&self.aws_shared_credentials_file),
             ),
             ("DOCKER_CONFIG", path_text(&self.docker_config)),
+            ("XDG_CACHE_HOME", path_text(&self.cache_dir)),
             ("NO_PROXY", "127.0.0.1,localhost".to_string()),
             ("no_proxy", "127.0.0.1,localhost".to_string()),
         ];
