@@ -77,11 +77,16 @@ async fn push_blobs(
         cancel,
     };
 
-    let uploads = futures_util::stream::iter(plan.blobs.iter().enumerate())
-        .map(|(index, blob)| {
-            let context = &context;
-            async move { push_blob(context, blob).await.map(|stored| (index, stored)) }
-        })
+    // The futures are collected before they become a stream. A `map`
+    // closure inside the stream's type makes rustc fail to prove the push
+    // future `Send` for every lifetime, which callers that box it need.
+    let blobs: Vec<_> = plan
+        .blobs
+        .iter()
+        .enumerate()
+        .map(|(index, blob)| push_indexed_blob(&context, index, blob))
+        .collect();
+    let uploads = futures_util::stream::iter(blobs)
         .buffer_unordered(concurrency)
         .try_collect::<Vec<_>>();
     let ticker = async {
@@ -96,6 +101,14 @@ async fn push_blobs(
     };
     results.sort_by_key(|(index, _)| *index);
     Ok(results.into_iter().map(|(_, stored)| stored).collect())
+}
+
+async fn push_indexed_blob(
+    context: &BlobContext<'_>,
+    index: usize,
+    blob: &crate::source::PlannedBlob,
+) -> Result<(usize, StoredBlob)> {
+    push_blob(context, blob).await.map(|stored| (index, stored))
 }
 
 /// Puts the manifests in plan order; the last one gets the tag.
@@ -189,7 +202,24 @@ fn validate_tag(tag: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::future::BoxFuture;
+
     use super::*;
+
+    /// Compiles only while the push future is `Send` for any lifetime, as
+    /// callers that box it in a closure need.
+    #[allow(dead_code)]
+    fn push_future_is_send<'a>(
+        source: &'a dyn ImageSource,
+        targets: &'a [PushTarget],
+        options: &'a PushOptions,
+        cancel: &'a CancellationToken,
+    ) -> Vec<BoxFuture<'a, Result<PushOutcome>>> {
+        targets
+            .iter()
+            .map(|target| Box::pin(push_image(source, target, options, &|_| {}, cancel)) as BoxFuture<'_, _>)
+            .collect()
+    }
 
     #[test]
     fn tags() {

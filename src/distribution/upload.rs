@@ -316,10 +316,22 @@ pub async fn blob_size(client: &RegistryClient, digest: &str) -> Result<Option<u
         .send(&operation, Interrupt::Immediate, &|http| http.head(url.clone()))
         .await?;
     match response.status() {
-        StatusCode::OK => Ok(Some(response.content_length().unwrap_or_default())),
+        // `Response::content_length` is the body's length, which is 0 for a
+        // HEAD response; the blob's size is in the header.
+        StatusCode::OK => {
+            let size = header_u64(&response, CONTENT_LENGTH);
+            match size {
+                Some(size) => Ok(Some(size)),
+                None => Err(client.protocol_error(&operation, "the response has no valid Content-Length")),
+            }
+        }
         StatusCode::NOT_FOUND => Ok(None),
         _ => Err(client.status_error(&operation, response).await),
     }
+}
+
+fn header_u64(response: &reqwest::Response, name: reqwest::header::HeaderName) -> Option<u64> {
+    response.headers().get(name)?.to_str().ok()?.parse().ok()
 }
 
 async fn start_upload(client: &RegistryClient, label: &str) -> Result<Url> {

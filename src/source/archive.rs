@@ -477,12 +477,12 @@ enum LayerCompression {
 
 fn detect_compression(path: &Path, span: Span) -> Result<LayerCompression> {
     let mut magic = [0u8; 4];
-    let requested = span.length.min(4) as usize;
+    let prefix_length = span.length.min(4) as usize;
     let mut file = File::open(path).map_err(|error| file_error(path, "open", &error))?;
     file.seek(SeekFrom::Start(span.offset))
-        .and_then(|_| file.read_exact(&mut magic[..requested]))
+        .and_then(|_| file.read_exact(&mut magic[..prefix_length]))
         .map_err(|error| file_error(path, "read", &error))?;
-    Ok(match &magic[..requested] {
+    Ok(match &magic[..prefix_length] {
         [0x1f, 0x8b, ..] => LayerCompression::Gzip,
         [0x28, 0xb5, 0x2f, 0xfd] => LayerCompression::Zstd,
         _ => LayerCompression::None,

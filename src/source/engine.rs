@@ -66,8 +66,8 @@ impl EngineSource {
         let inspect = cancellable(cancel, docker.inspect_image(image)).await?.map_err(|error| {
             if is_not_found(&error) {
                 Error::not_found(
-                    "EngineImageNotFound",
-                    format!("The image {image} was not found in the docker engine at {host}. Build or pull it first."),
+                    "ImageNotFound",
+                    format!("The image {image} was not found in the docker engine at {host}: build or pull it first, for example with 'docker compose build'."),
                 )
                 .with_target(image.to_owned())
             } else {

@@ -246,16 +246,14 @@ async fn forward(
     outgoing = outgoing.header("X-Forwarded-Host", host).body(body);
     let response = outgoing.send().await.map_err(|_| Dropped)?;
 
+    // Headers go through as they are, Content-Length included: for a HEAD
+    // response it is the blob's size, not the (empty) body's.
     let mut builder = Response::builder().status(response.status().as_u16());
     for (name, value) in response.headers() {
-        if name != "transfer-encoding" && name != "connection" && name != "content-length" {
+        if name != "transfer-encoding" && name != "connection" {
             builder = builder.header(name.as_str(), value.as_bytes());
         }
     }
-    let length = response.content_length();
     let bytes = response.bytes().await.map_err(|_| Dropped)?;
-    if let Some(length) = length {
-        builder = builder.header("content-length", length);
-    }
     Ok(builder.body(Full::new(bytes)).unwrap())
 }
