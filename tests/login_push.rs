@@ -127,12 +127,23 @@ fn login_and_push_through_alias() {
     )
     .unwrap();
     std::fs::write(project.path().join(".env"), format!("REGISTRY={registry_host}\n")).unwrap();
-    let request = PushRequest {
+    let without_create = PushRequest {
         credentials: Some(credentials.clone()),
         working_directory: Some(project.path().to_path_buf()),
         registry_aliases: aliases.clone(),
         ..PushRequest::default()
     };
+
+    // Without the repositories in ECR, each image fails and names the switch.
+    let missing = runtime.block_on(push(&without_create, &context)).expect("push runs");
+    assert_eq!(missing.summary.failed, 2, "{:?}", missing.images);
+    let error = missing.images.iter().find_map(|image| image.error.clone()).unwrap();
+    assert_eq!(error.error_id, "RepositoryNotFound");
+    assert!(error.message.contains("-CreateRepository"), "{}", error.message);
+    assert_eq!(registry_digest(&stand_ins, "hello/web", "1.0"), None);
+
+    // With creation allowed, the native path pushes both images.
+    let request = PushRequest { create_repository: true, ..without_create.clone() };
     let pushed = runtime.block_on(push(&request, &context)).expect("push succeeds");
     assert_eq!(pushed.summary.pushed, 2, "{:?}", pushed.images);
     assert_eq!(pushed.summary.skipped, 2, "{:?}", pushed.images);
@@ -140,6 +151,26 @@ fn login_and_push_through_alias() {
         let digest = image.digest.clone().expect("pushed image has a digest");
         let served = registry_digest(&stand_ins, &image.repository, image.tag.as_deref().unwrap());
         assert_eq!(served.as_deref(), Some(digest.as_str()), "registry digest of {}", image.reference);
+    }
+
+    // A second push uploads no blob again.
+    let again = runtime.block_on(push(&request, &context)).unwrap();
+    for image in again.images.iter().filter(|image| image.status == ImageStatus::Pushed) {
+        assert_eq!(image.blobs_uploaded, 0, "{} uploaded blobs again", image.reference);
+        assert!(image.blobs_skipped > 0);
+    }
+
+    // The engine path pushes the same images with the same digests.
+    let through_engine = runtime
+        .block_on(push(&PushRequest { via: ecr_compose::push::Via::Docker, ..request.clone() }, &context))
+        .unwrap();
+    assert_eq!(through_engine.summary.pushed, 2, "{:?}", through_engine.images);
+    for (native, engine) in pushed.images.iter().zip(&through_engine.images) {
+        assert_eq!(native.reference, engine.reference);
+    }
+    for image in through_engine.images.iter().filter(|image| image.status == ImageStatus::Pushed) {
+        let served = registry_digest(&stand_ins, &image.repository, image.tag.as_deref().unwrap());
+        assert_eq!(served, image.digest, "registry digest of {} after the engine push", image.reference);
     }
 
     // A dry run plans and pushes nothing.

@@ -2,21 +2,49 @@
 //! each ECR registry, push every image and report one result per image.
 
 mod engine;
+mod native;
+mod repositories;
+mod sources;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use crate::aws::{self, AwsOptions, SessionCredentials};
 use crate::compose::{self, LoadOptions};
-use crate::error::{Error, Result};
+use crate::distribution::PushOptions;
+use crate::error::{EcrStatus, Error, Result};
 use crate::events::ProgressEvent;
 use crate::login::{self, DockerOptions, RegistryAuthorization};
 use crate::operation::OperationContext;
 use crate::plan::{self, Action, PlanItem, PlanOptions};
 use crate::registry::RegistryAliases;
+
+/// Blob uploads running at once across all images of a push, by default.
+const DEFAULT_MAX_CONCURRENT_UPLOADS: usize = 6;
+
+/// Images pushed at once by the native path; their uploads share the slots above.
+const MAX_CONCURRENT_IMAGES: usize = 3;
+
+/// How images travel to the registry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// The native path.
+    #[default]
+    Auto,
+    /// Straight to the registry over the OCI distribution API; no docker login needed.
+    Native,
+    /// Through the docker engine's push, with the credentials sent per request.
+    Docker,
+}
 
 /// Request of the push operation.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -58,6 +86,28 @@ pub struct PushRequest {
     /// Plan only: report what would be pushed and change nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// How images travel to the registry.
+    #[serde(default)]
+    pub via: Via,
+    /// Image sources other than the engine, by service name or image
+    /// reference: `oci-layout:PATH`, `oci-layout:PATH#REF`, `docker-archive:PATH`.
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+    /// Blob uploads at once across all images (native path); 6 by default.
+    #[serde(default)]
+    pub max_concurrent_uploads: Option<usize>,
+    /// Create missing ECR repositories instead of failing their images.
+    #[serde(default)]
+    pub create_repository: bool,
+    /// Tag mutability of created repositories: `MUTABLE` or `IMMUTABLE`.
+    #[serde(default)]
+    pub tag_mutability: Option<String>,
+    /// Turn on scan on push for created repositories.
+    #[serde(default)]
+    pub scan_on_push: bool,
+    /// PEM file of a CA that signs the registries' certificates, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Outcome of one image.
@@ -95,6 +145,14 @@ pub struct ImageResult {
     pub reason: Option<String>,
     /// Why the image failed.
     pub error: Option<Error>,
+    /// Path the image took: `native` or `docker`.
+    pub via: Option<Via>,
+    /// Bytes sent to the registry (native path).
+    pub bytes_uploaded: u64,
+    /// Blobs uploaded (native path).
+    pub blobs_uploaded: u32,
+    /// Blobs the registry already had (native path).
+    pub blobs_skipped: u32,
 }
 
 /// Totals of a push.
@@ -109,6 +167,8 @@ pub struct PushSummary {
     pub failed: usize,
     /// Images a dry run would push.
     pub planned: usize,
+    /// Bytes sent to registries.
+    pub bytes_uploaded: u64,
     /// Wall-clock time of the operation, in seconds.
     pub seconds: f64,
 }
@@ -170,33 +230,45 @@ pub async fn push(request: &PushRequest, context: &OperationContext) -> Result<P
 
     let config = aws::load_config(&request.aws, request.credentials.as_ref()).await?;
     let authorizations = login::authorize(&config, &plan.registries, context).await?;
-    let docker = engine::connect(request.docker.host.as_deref()).await?;
+    let repository_errors = repositories::check(&config, &plan, request, context).await?;
+    let sources = sources::SourceMap::new(&request.sources, &project.directory, &project.services)?;
+    let via = match request.via {
+        Via::Docker => Via::Docker,
+        Via::Auto | Via::Native => Via::Native,
+    };
+    let docker = match via {
+        Via::Docker => Some(engine::connect(request.docker.host.as_deref()).await?),
+        _ => None,
+    };
+    let slots = Arc::new(Semaphore::new(request.max_concurrent_uploads.unwrap_or(DEFAULT_MAX_CONCURRENT_UPLOADS).max(1)));
     let overall = context.events.next_progress_id();
-    for (index, item) in to_push.iter().enumerate() {
-        context.events.progress(&ProgressEvent {
-            id: overall,
-            activity: "Pushing compose images".to_owned(),
-            status: format!("Image {} of {}: {}", index + 1, to_push.len(), item.reference),
-            percent: (index * 100 / to_push.len()) as i32,
-            ..ProgressEvent::default()
-        });
-        let authorization = find_authorization(&authorizations, item)?;
-        let outcome = context
-            .run_cancellable(engine::push_image(&docker, item, authorization, context, overall))
-            .await;
-        let result = match outcome {
-            Ok(digest) => {
-                tracing::info!(reference = %item.reference, digest = %digest, "pushed");
-                ImageResult { digest: Some(digest), ..item_result(item, ImageStatus::Pushed) }
-            }
-            Err(error) if error.status == crate::error::EcrStatus::Cancelled => return Err(error),
-            Err(error) => {
-                tracing::error!(reference = %item.reference, error = %error.message, "push failed");
-                ImageResult { error: Some(error), ..item_result(item, ImageStatus::Failed) }
-            }
-        };
-        context.events.item(serde_json::to_value(&result).unwrap_or_default());
-        images.push(result);
+    let total = to_push.len();
+    let image_concurrency = if via == Via::Docker { 1 } else { MAX_CONCURRENT_IMAGES };
+    context.events.progress(&ProgressEvent {
+        id: overall,
+        activity: "Pushing compose images".to_owned(),
+        status: format!("0 of {total} images"),
+        percent: 0,
+        ..ProgressEvent::default()
+    });
+    let shared = Arc::new(SharedJob {
+        request: request.clone(),
+        context: context.clone(),
+        config,
+        authorizations,
+        repository_errors,
+        sources,
+        docker,
+        via,
+        slots,
+        overall,
+        finished: AtomicUsize::new(0),
+        total,
+    });
+    let jobs: Vec<_> = to_push.iter().map(|item| run_image((*item).clone(), Arc::clone(&shared))).collect();
+    let results: Vec<Result<ImageResult>> = futures_util::stream::iter(jobs).buffered(image_concurrency).collect().await;
+    for result in results {
+        images.push(result?);
     }
     context.events.progress(&ProgressEvent {
         id: overall,
@@ -207,6 +279,120 @@ pub async fn push(request: &PushRequest, context: &OperationContext) -> Result<P
         ..ProgressEvent::default()
     });
     Ok(finish(images, started))
+}
+
+/// What every image job of a push shares.
+///
+/// Owned, so each job's future is `'static`: borrowed fields made rustc
+/// unable to prove the futures `Send` for every lifetime.
+struct SharedJob {
+    request: PushRequest,
+    context: OperationContext,
+    config: aws_types::SdkConfig,
+    authorizations: Vec<RegistryAuthorization>,
+    repository_errors: HashMap<(String, String), Error>,
+    sources: sources::SourceMap,
+    docker: Option<bollard::Docker>,
+    via: Via,
+    slots: Arc<Semaphore>,
+    overall: u32,
+    finished: AtomicUsize,
+    total: usize,
+}
+
+/// Pushes one image and turns its outcome into a result; only a
+/// cancellation fails the whole push.
+fn run_image(item: PlanItem, shared: Arc<SharedJob>) -> BoxFuture<'static, Result<ImageResult>> {
+    // Boxed here, where every lifetime is concrete: rustc 1.95 fails to prove
+    // the unboxed future Send inside the stream combinator.
+    Box::pin(async move { run_image_inner(&item, &shared).await })
+}
+
+async fn run_image_inner(item: &PlanItem, shared: &SharedJob) -> Result<ImageResult> {
+    let context = &shared.context;
+    let repository_error = item
+        .registry
+        .as_ref()
+        .and_then(|registry| shared.repository_errors.get(&(registry.host.clone(), item.repository.clone())))
+        .cloned();
+    let outcome = match repository_error {
+        Some(error) => Err(error),
+        None => push_with_source(item, shared).await,
+    };
+    let done = shared.finished.fetch_add(1, Ordering::Relaxed) + 1;
+    context.events.progress(&ProgressEvent {
+        id: shared.overall,
+        activity: "Pushing compose images".to_owned(),
+        status: format!("{done} of {} images", shared.total),
+        percent: (done * 100 / shared.total) as i32,
+        ..ProgressEvent::default()
+    });
+    let result = match outcome {
+        Ok(result) => {
+            tracing::info!(reference = %item.reference, digest = result.digest.as_deref().unwrap_or_default(), "pushed");
+            result
+        }
+        Err(error) if error.status == EcrStatus::Cancelled => return Err(error),
+        Err(error) => {
+            tracing::error!(reference = %item.reference, error_id = %error.error_id, "push failed: {}", error.message);
+            ImageResult { error: Some(error), via: Some(shared.via), ..item_result(item, ImageStatus::Failed) }
+        }
+    };
+    context.events.item(serde_json::to_value(&result).unwrap_or_default());
+    Ok(result)
+}
+
+async fn push_with_source(item: &PlanItem, shared: &SharedJob) -> Result<ImageResult> {
+    let source = shared.sources.get(item, shared.request.docker.host.as_deref())?;
+    let authorization = find_authorization(&shared.authorizations, item)?;
+    push_one(
+        item,
+        authorization,
+        shared.via,
+        shared.docker.as_ref(),
+        source,
+        &shared.request,
+        &shared.config,
+        Arc::clone(&shared.slots),
+        &shared.context,
+        shared.overall,
+    )
+    .await
+}
+
+/// Pushes one image by the chosen path.
+#[allow(clippy::too_many_arguments)]
+async fn push_one(
+    item: &PlanItem,
+    authorization: &RegistryAuthorization,
+    via: Via,
+    docker: Option<&bollard::Docker>,
+    source: crate::source::SourceSpec,
+    request: &PushRequest,
+    config: &aws_types::SdkConfig,
+    slots: Arc<Semaphore>,
+    context: &OperationContext,
+    overall: u32,
+) -> Result<ImageResult> {
+    if let Some(docker) = docker {
+        let digest = context.run_cancellable(engine::push_image(docker, item, authorization, context, overall)).await?;
+        return Ok(ImageResult { digest: Some(digest), via: Some(via), ..item_result(item, ImageStatus::Pushed) });
+    }
+    let settings = native::NativeSettings {
+        source,
+        ca_file: request.ca_file.as_deref(),
+        options: PushOptions { upload_slots: Some(slots), ..PushOptions::default() },
+        config,
+    };
+    let outcome = context.run_cancellable(native::push_image(item, authorization, settings, context, overall)).await?;
+    Ok(ImageResult {
+        digest: Some(outcome.digest),
+        via: Some(via),
+        bytes_uploaded: outcome.bytes_uploaded,
+        blobs_uploaded: outcome.blobs_uploaded,
+        blobs_skipped: outcome.blobs_skipped,
+        ..item_result(item, ImageStatus::Pushed)
+    })
 }
 
 fn find_authorization<'a>(authorizations: &'a [RegistryAuthorization], item: &PlanItem) -> Result<&'a RegistryAuthorization> {
@@ -228,6 +414,10 @@ fn item_result(item: &PlanItem, status: ImageStatus) -> ImageResult {
         status,
         reason: None,
         error: None,
+        via: None,
+        bytes_uploaded: 0,
+        blobs_uploaded: 0,
+        blobs_skipped: 0,
     }
 }
 
@@ -253,6 +443,7 @@ fn finish(images: Vec<ImageResult>, started: Instant) -> PushResult {
         skipped: count(ImageStatus::Skipped),
         failed: count(ImageStatus::Failed),
         planned: count(ImageStatus::Planned),
+        bytes_uploaded: images.iter().map(|image| image.bytes_uploaded).sum(),
         seconds: started.elapsed().as_secs_f64(),
     };
     PushResult { images, summary }

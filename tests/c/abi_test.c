@@ -41,7 +41,7 @@ static const char *env_or(const char *name, const char *fallback) {
 static char *token_request(const char *code) {
   static const char *format =
       "{\"abiVersion\":1,\"aws\":{\"endpointUrl\":\"%s\",\"region\":\"%s\"},"
-      "\"serialNumber\":\"%s\",\"tokenCode\":\"%s\",\"durationSeconds\":3600}";
+      "\"serialNumber\":\"%s\",\"tokenCode\":\"%s\",\"durationSeconds\":3600,\"cache\":{\"mode\":\"off\"}}";
   const char *endpoint = env_or("ECR_TEST_ENDPOINT", "");
   const char *region = env_or("ECR_TEST_REGION", "us-east-1");
   const char *serial = env_or("ECR_TEST_SERIAL", "");
