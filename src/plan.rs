@@ -146,7 +146,11 @@ fn select_services<'a>(project: &'a Project, names: &[String]) -> Result<Vec<&'a
                 format!(
                     "Service '{name}' is not defined in project '{}'. Known services: {}.",
                     project.name,
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             )
             .with_target(name.clone()));
@@ -210,10 +214,16 @@ fn invalid_image_error(service: &Service, image: &str, reason: &str) -> Error {
     let has_empty_part = image.is_empty()
         || image.starts_with(['/', ':', '@'])
         || image.ends_with(['/', ':', '@'])
-        || ["//", "/:", ":@", "/@"].iter().any(|pair| image.contains(pair));
+        || ["//", "/:", ":@", "/@"]
+            .iter()
+            .any(|pair| image.contains(pair));
     if !variables.is_empty() && has_empty_part {
         let names = variables.join(", ");
-        let noun = if variables.len() == 1 { "variable" } else { "variables" };
+        let noun = if variables.len() == 1 {
+            "variable"
+        } else {
+            "variables"
+        };
         return Error::invalid(
             "EmptyImageVariable",
             format!(
@@ -267,7 +277,11 @@ fn build_only_item(project: &Project, service: &Service) -> PlanItem {
     let (reference, repository, tag) = match Reference::parse(&default_name) {
         Ok(reference) => {
             let reference = reference.normalized().with_default_tag();
-            (reference.to_string(), reference.path.clone(), reference.tag.clone())
+            (
+                reference.to_string(),
+                reference.path.clone(),
+                reference.tag.clone(),
+            )
         }
         Err(_) => (default_name.clone(), default_name, None),
     };

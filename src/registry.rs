@@ -112,7 +112,9 @@ impl RegistryAliases {
     /// Adds the aliases of `other` that this set does not define yet.
     pub fn merge_missing(&mut self, other: &RegistryAliases) {
         for (alias, target) in &other.0 {
-            self.0.entry(alias.clone()).or_insert_with(|| target.clone());
+            self.0
+                .entry(alias.clone())
+                .or_insert_with(|| target.clone());
         }
     }
 
@@ -150,7 +152,8 @@ mod tests {
 
     #[test]
     fn ecr_host_commercial() {
-        let registry = EcrRegistry::from_ecr_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com").unwrap();
+        let registry =
+            EcrRegistry::from_ecr_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com").unwrap();
         assert_eq!(registry.account_id, "123456789012");
         assert_eq!(registry.region, "eu-west-1");
         assert!(!registry.fips);
@@ -158,9 +161,12 @@ mod tests {
 
     #[test]
     fn ecr_host_china_and_fips() {
-        let china = EcrRegistry::from_ecr_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn").unwrap();
+        let china =
+            EcrRegistry::from_ecr_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn").unwrap();
         assert_eq!(china.region, "cn-north-1");
-        let fips = EcrRegistry::from_ecr_host("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com").unwrap();
+        let fips =
+            EcrRegistry::from_ecr_host("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com")
+                .unwrap();
         assert!(fips.fips);
         assert_eq!(fips.region, "us-gov-west-1");
     }
@@ -169,7 +175,10 @@ mod tests {
     fn ecr_host_rejects_others() {
         assert!(EcrRegistry::from_ecr_host("docker.io").is_none());
         assert!(EcrRegistry::from_ecr_host("12345.dkr.ecr.us-east-1.amazonaws.com").is_none());
-        assert!(EcrRegistry::from_ecr_host("123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.com").is_none());
+        assert!(
+            EcrRegistry::from_ecr_host("123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.com")
+                .is_none()
+        );
     }
 
     #[test]
@@ -197,8 +206,11 @@ mod tests {
 
     #[test]
     fn alias_rejects_non_ecr_target() {
-        let error = RegistryAliases::new(BTreeMap::from([("a.example".to_owned(), "docker.io".to_owned())]))
-            .unwrap_err();
+        let error = RegistryAliases::new(BTreeMap::from([(
+            "a.example".to_owned(),
+            "docker.io".to_owned(),
+        )]))
+        .unwrap_err();
         assert_eq!(error.error_id, "InvalidRegistryAliasTarget");
         assert!(error.message.contains("docker.io"));
     }

@@ -91,8 +91,15 @@ pub async fn ensure_repositories(
 
     for name in missing {
         let result = if options.create {
-            create_repository(client, registry, &name, tag_mutability.clone(), options.scan_on_push, &endpoint)
-                .await
+            create_repository(
+                client,
+                registry,
+                &name,
+                tag_mutability.clone(),
+                options.scan_on_push,
+                &endpoint,
+            )
+            .await
         } else {
             Err(Error::not_found(
                 "RepositoryNotFound",
@@ -145,9 +152,15 @@ async fn describe_batch(
             Ok(found) => return Ok((found, missing)),
             Err(error) if is_not_found(&error) => {
                 let message = error.message().unwrap_or_default().to_owned();
-                match pending.iter().position(|name| message.contains(&format!("'{name}'"))) {
+                match pending
+                    .iter()
+                    .position(|name| message.contains(&format!("'{name}'")))
+                {
                     Some(index) => missing.push(pending.remove(index)),
-                    None => return describe_one_by_one(client, registry, pending, missing, endpoint).await,
+                    None => {
+                        return describe_one_by_one(client, registry, pending, missing, endpoint)
+                            .await;
+                    }
                 }
             }
             Err(error) => return Err(describe_error(error, registry, endpoint)),
@@ -179,7 +192,11 @@ type DescribeResult = std::result::Result<
     aws_sdk_ecr::error::SdkError<DescribeRepositoriesError, aws_smithy_runtime_api::http::Response>,
 >;
 
-async fn describe(client: &aws_sdk_ecr::Client, registry: &EcrRegistry, names: &[String]) -> DescribeResult {
+async fn describe(
+    client: &aws_sdk_ecr::Client,
+    registry: &EcrRegistry,
+    names: &[String],
+) -> DescribeResult {
     tracing::debug!(registry = %registry.ecr_host, count = names.len(), "describing repositories");
     let output = client
         .describe_repositories()
@@ -191,7 +208,10 @@ async fn describe(client: &aws_sdk_ecr::Client, registry: &EcrRegistry, names: &
 }
 
 fn is_not_found(
-    error: &aws_sdk_ecr::error::SdkError<DescribeRepositoriesError, aws_smithy_runtime_api::http::Response>,
+    error: &aws_sdk_ecr::error::SdkError<
+        DescribeRepositoriesError,
+        aws_smithy_runtime_api::http::Response,
+    >,
 ) -> bool {
     matches!(
         error.as_service_error(),
@@ -200,11 +220,15 @@ fn is_not_found(
 }
 
 fn describe_error(
-    error: aws_sdk_ecr::error::SdkError<DescribeRepositoriesError, aws_smithy_runtime_api::http::Response>,
+    error: aws_sdk_ecr::error::SdkError<
+        DescribeRepositoriesError,
+        aws_smithy_runtime_api::http::Response,
+    >,
     registry: &EcrRegistry,
     endpoint: &str,
 ) -> Error {
-    map_sdk_error(error, "ECR DescribeRepositories", endpoint).with_target(registry.ecr_host.clone())
+    map_sdk_error(error, "ECR DescribeRepositories", endpoint)
+        .with_target(registry.ecr_host.clone())
 }
 
 async fn create_repository(
@@ -220,7 +244,11 @@ async fn create_repository(
         .create_repository()
         .registry_id(&registry.account_id)
         .repository_name(name)
-        .image_scanning_configuration(ImageScanningConfiguration::builder().scan_on_push(scan_on_push).build());
+        .image_scanning_configuration(
+            ImageScanningConfiguration::builder()
+                .scan_on_push(scan_on_push)
+                .build(),
+        );
     if let Some(mutability) = tag_mutability {
         request = request.image_tag_mutability(mutability);
     }
@@ -249,7 +277,8 @@ async fn create_repository(
             })
         }
         Err(error) => {
-            let mapped = map_sdk_error(error, "ECR CreateRepository", endpoint).with_target(name.to_owned());
+            let mapped =
+                map_sdk_error(error, "ECR CreateRepository", endpoint).with_target(name.to_owned());
             tracing::warn!(repository = %name, error_id = %mapped.error_id, "repository was not created");
             let message = format!(
                 "Repository '{name}' could not be created in registry {}: {}",
@@ -276,4 +305,3 @@ fn state_of(repository: &Repository, created: bool) -> RepositoryState {
             .map(|configuration| configuration.scan_on_push),
     }
 }
-

@@ -82,7 +82,11 @@ fn case_names() -> Vec<String> {
         .expect("tests/compose exists")
         .filter_map(|entry| {
             let entry = entry.ok()?;
-            entry.path().join("expected.json").is_file().then(|| entry.file_name().to_string_lossy().into_owned())
+            entry
+                .path()
+                .join("expected.json")
+                .is_file()
+                .then(|| entry.file_name().to_string_lossy().into_owned())
         })
         .collect();
     names.sort();
@@ -112,7 +116,8 @@ fn copy_directory(source: &Path, target: &Path) {
 }
 
 fn read_case(name: &str) -> Case {
-    let text = std::fs::read_to_string(corpus_directory().join(name).join("expected.json")).unwrap();
+    let text =
+        std::fs::read_to_string(corpus_directory().join(name).join("expected.json")).unwrap();
     serde_json::from_str(&text).unwrap_or_else(|error| panic!("{name}/expected.json: {error}"))
 }
 
@@ -147,13 +152,19 @@ fn check_case(name: &str, case: &Case, directory: &Path) -> Result<Option<Projec
         Err(error) => {
             return match &case.error {
                 Some(expected) if *expected == error.error_id => Ok(None),
-                _ => Err(format!("{name}: load failed with {}: {}", error.error_id, error.message)),
+                _ => Err(format!(
+                    "{name}: load failed with {}: {}",
+                    error.error_id, error.message
+                )),
             };
         }
     };
     if let Some(expected) = &case.project_name {
         if *expected != project.name {
-            return Err(format!("{name}: project name {} instead of {expected}", project.name));
+            return Err(format!(
+                "{name}: project name {} instead of {expected}",
+                project.name
+            ));
         }
     }
     for (service, expected) in &case.build_contexts {
@@ -161,9 +172,13 @@ fn check_case(name: &str, case: &Case, directory: &Path) -> Result<Option<Projec
             .service(service)
             .and_then(|service| service.build.as_ref())
             .map(|build| build.context.clone());
-        let expected = resolve_path(directory, Path::new(expected)).display().to_string();
+        let expected = resolve_path(directory, Path::new(expected))
+            .display()
+            .to_string();
         if context.as_deref() != Some(expected.as_str()) {
-            return Err(format!("{name}: build context of {service} is {context:?}, expected {expected}"));
+            return Err(format!(
+                "{name}: build context of {service} is {context:?}, expected {expected}"
+            ));
         }
     }
     let plan = match plan::build(&project, &case.plan) {
@@ -171,12 +186,17 @@ fn check_case(name: &str, case: &Case, directory: &Path) -> Result<Option<Projec
         Err(error) => {
             return match &case.error {
                 Some(expected) if *expected == error.error_id => Ok(Some(project)),
-                _ => Err(format!("{name}: plan failed with {}: {}", error.error_id, error.message)),
+                _ => Err(format!(
+                    "{name}: plan failed with {}: {}",
+                    error.error_id, error.message
+                )),
             };
         }
     };
     if let Some(expected) = &case.error {
-        return Err(format!("{name}: expected error {expected}, got a plan: {plan:?}"));
+        return Err(format!(
+            "{name}: expected error {expected}, got a plan: {plan:?}"
+        ));
     }
     let actual: Vec<ExpectedItem> = plan
         .items
@@ -198,14 +218,19 @@ fn check_case(name: &str, case: &Case, directory: &Path) -> Result<Option<Projec
             }
         })
         .collect();
-    let expected = case.items.as_ref().ok_or_else(|| format!("{name}: expected.json has neither items nor error"))?;
+    let expected = case
+        .items
+        .as_ref()
+        .ok_or_else(|| format!("{name}: expected.json has neither items nor error"))?;
     if actual != *expected {
         return Err(format!(
             "{name}: plan items differ\n  expected: {expected:?}\n  actual:   {actual:?}"
         ));
     }
     for registry in &plan.registries {
-        let pushed = plan.pushes().any(|item| item.registry.as_ref() == Some(registry));
+        let pushed = plan
+            .pushes()
+            .any(|item| item.registry.as_ref() == Some(registry));
         if !pushed {
             return Err(format!("{name}: registry {} has no push", registry.host));
         }
@@ -215,7 +240,11 @@ fn check_case(name: &str, case: &Case, directory: &Path) -> Result<Option<Projec
 
 #[test]
 fn corpus_has_enough_cases() {
-    assert!(case_names().len() >= 30, "only {} cases", case_names().len());
+    assert!(
+        case_names().len() >= 30,
+        "only {} cases",
+        case_names().len()
+    );
 }
 
 #[test]
@@ -229,11 +258,20 @@ fn corpus_cases_match_expected() {
             failures.push(failure);
         }
     }
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Image of each service as `docker-compose config` prints it.
-fn v1_images(case: &Case, project: Option<&Project>, directory: &Path) -> Result<BTreeMap<String, Option<String>>, String> {
+fn v1_images(
+    case: &Case,
+    project: Option<&Project>,
+    directory: &Path,
+) -> Result<BTreeMap<String, Option<String>>, String> {
     let home = tempfile::tempdir().unwrap();
     let working_dir = match &case.options.working_dir {
         Some(sub) => directory.join(sub),
@@ -244,7 +282,10 @@ fn v1_images(case: &Case, project: Option<&Project>, directory: &Path) -> Result
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", home.path())
-        .env("DOCKER_HOST", format!("unix://{}/no-daemon.sock", home.path().display()))
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}/no-daemon.sock", home.path().display()),
+        )
         .envs(&case.options.environment)
         .current_dir(&working_dir);
     if let Some(project) = project {
@@ -264,15 +305,24 @@ fn v1_images(case: &Case, project: Option<&Project>, directory: &Path) -> Result
         command.arg("--profile").arg(profile);
     }
     command.arg("config");
-    let output = command.output().map_err(|error| format!("docker-compose did not run: {error}"))?;
+    let output = command
+        .output()
+        .map_err(|error| format!("docker-compose did not run: {error}"))?;
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned());
     }
-    let config: serde_yaml::Value = serde_yaml::from_slice(&output.stdout).map_err(|error| error.to_string())?;
+    let config: serde_yaml::Value =
+        serde_yaml::from_slice(&output.stdout).map_err(|error| error.to_string())?;
     let mut images = BTreeMap::new();
-    if let Some(services) = config.get("services").and_then(|services| services.as_mapping()) {
+    if let Some(services) = config
+        .get("services")
+        .and_then(|services| services.as_mapping())
+    {
         for (name, service) in services {
-            let image = service.get("image").and_then(|image| image.as_str()).map(normalize);
+            let image = service
+                .get("image")
+                .and_then(|image| image.as_str())
+                .map(normalize);
             images.insert(name.as_str().unwrap_or_default().to_owned(), image);
         }
     }
@@ -306,22 +356,40 @@ fn corpus_matches_docker_compose_v1() {
         let v1 = v1_images(&case, project.as_ref(), &directory);
         match (mode.as_str(), v1, project) {
             ("error", Err(_), _) => compared += 1,
-            ("error", Ok(images), _) => failures.push(format!("{name}: docker-compose v1 accepted the case: {images:?}")),
-            (_, Err(stderr), _) => failures.push(format!("{name}: docker-compose v1 failed: {stderr}")),
-            (_, Ok(_), None) => failures.push(format!("{name}: our loader failed where docker-compose v1 succeeded")),
+            ("error", Ok(images), _) => failures.push(format!(
+                "{name}: docker-compose v1 accepted the case: {images:?}"
+            )),
+            (_, Err(stderr), _) => {
+                failures.push(format!("{name}: docker-compose v1 failed: {stderr}"))
+            }
+            (_, Ok(_), None) => failures.push(format!(
+                "{name}: our loader failed where docker-compose v1 succeeded"
+            )),
             (_, Ok(images), Some(project)) => {
                 compared += 1;
                 let ours: BTreeMap<String, Option<String>> = project
                     .services
                     .iter()
-                    .map(|service| (service.name.clone(), service.image.as_deref().map(normalize)))
+                    .map(|service| {
+                        (
+                            service.name.clone(),
+                            service.image.as_deref().map(normalize),
+                        )
+                    })
                     .collect();
                 if ours != images {
-                    failures.push(format!("{name}: images differ\n  ours: {ours:?}\n  v1:   {images:?}"));
+                    failures.push(format!(
+                        "{name}: images differ\n  ours: {ours:?}\n  v1:   {images:?}"
+                    ));
                 }
             }
         }
     }
     println!("compared {compared} case(s) with docker-compose v1");
-    assert!(failures.is_empty(), "{} case(s) differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -27,11 +27,19 @@ fn options(directory: &Path, environment: &[(&str, &str)]) -> LoadOptions {
 #[test]
 fn required_variable_error_names_file_key_variable() {
     let directory = tempfile::tempdir().unwrap();
-    write(directory.path(), "compose.yaml", "services:\n  web:\n    image: app:${TAG:?pick a tag}\n");
+    write(
+        directory.path(),
+        "compose.yaml",
+        "services:\n  web:\n    image: app:${TAG:?pick a tag}\n",
+    );
     let error = compose::load(&options(directory.path(), &[])).unwrap_err();
     assert_eq!(error.error_id, "MissingRequiredVariable");
     assert!(error.message.contains("compose.yaml"), "{}", error.message);
-    assert!(error.message.contains("services.web.image"), "{}", error.message);
+    assert!(
+        error.message.contains("services.web.image"),
+        "{}",
+        error.message
+    );
     assert!(error.message.contains("TAG"), "{}", error.message);
     assert!(error.message.contains("pick a tag"), "{}", error.message);
     assert_eq!(error.target.as_deref(), Some("TAG"));
@@ -40,10 +48,18 @@ fn required_variable_error_names_file_key_variable() {
 #[test]
 fn invalid_template_error_names_key() {
     let directory = tempfile::tempdir().unwrap();
-    write(directory.path(), "compose.yaml", "services:\n  web:\n    image: nginx\n    command: echo $1\n");
+    write(
+        directory.path(),
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx\n    command: echo $1\n",
+    );
     let error = compose::load(&options(directory.path(), &[])).unwrap_err();
     assert_eq!(error.error_id, "InvalidInterpolation");
-    assert!(error.message.contains("services.web.command"), "{}", error.message);
+    assert!(
+        error.message.contains("services.web.command"),
+        "{}",
+        error.message
+    );
     assert!(error.message.contains("$$"), "{}", error.message);
 }
 
@@ -59,7 +75,11 @@ fn yaml_syntax_error_names_file() {
 #[test]
 fn duplicate_key_rejected() {
     let directory = tempfile::tempdir().unwrap();
-    write(directory.path(), "compose.yaml", "services:\n  web:\n    image: a\n    image: b\n");
+    write(
+        directory.path(),
+        "compose.yaml",
+        "services:\n  web:\n    image: a\n    image: b\n",
+    );
     let error = compose::load(&options(directory.path(), &[])).unwrap_err();
     assert_eq!(error.error_id, "InvalidComposeFile");
 }
@@ -77,7 +97,11 @@ fn missing_file_not_found() {
 #[test]
 fn missing_env_file_not_found() {
     let directory = tempfile::tempdir().unwrap();
-    write(directory.path(), "compose.yaml", "services:\n  web:\n    image: nginx\n");
+    write(
+        directory.path(),
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx\n",
+    );
     let mut options = options(directory.path(), &[]);
     options.env_files = vec!["ci.env".into()];
     let error = compose::load(&options).unwrap_err();
@@ -97,7 +121,10 @@ fn project_fields_resolved() {
     let root = std::path::absolute(directory.path()).unwrap();
     assert_eq!(project.directory, root);
     assert_eq!(project.files, [root.join("compose.yaml")]);
-    assert_eq!(web.build.as_ref().unwrap().context, root.join("web").display().to_string());
+    assert_eq!(
+        web.build.as_ref().unwrap().context,
+        root.join("web").display().to_string()
+    );
     assert_eq!(web.env_files, [root.join("config/web.env")]);
     assert_eq!(web.platform.as_deref(), Some("linux/arm64"));
     assert_eq!(web.extensions["x-owner"], "shop");
@@ -107,7 +134,11 @@ fn project_fields_resolved() {
 #[test]
 fn project_serializes_camel_case() {
     let directory = tempfile::tempdir().unwrap();
-    write(directory.path(), "compose.yaml", "services:\n  web:\n    image: nginx\n");
+    write(
+        directory.path(),
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx\n",
+    );
     let project = compose::load(&options(directory.path(), &[])).unwrap();
     let json = serde_json::to_value(&project).unwrap();
     assert!(json.get("registryAliases").is_some(), "{json}");
@@ -117,11 +148,13 @@ fn project_serializes_camel_case() {
 
 #[test]
 fn load_options_hide_environment() {
-    let mut options = LoadOptions::default();
-    options.environment = Some(HashMap::from([(
-        "AWS_SECRET_ACCESS_KEY".to_owned(),
-        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
-    )]));
+    let options = LoadOptions {
+        environment: Some(HashMap::from([(
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
+        )])),
+        ..LoadOptions::default()
+    };
     let json = serde_json::to_string(&options).unwrap();
     let debug = format!("{options:?}");
     assert!(!json.contains("wJalr"), "{json}");
@@ -130,9 +163,10 @@ fn load_options_hide_environment() {
 
 #[test]
 fn load_options_deserialize_camel_case() {
-    let options: LoadOptions =
-        serde_json::from_str(r#"{"files":["a.yaml"],"workingDir":"/w","envFiles":["x.env"],"profiles":["debug"]}"#)
-            .unwrap();
+    let options: LoadOptions = serde_json::from_str(
+        r#"{"files":["a.yaml"],"workingDir":"/w","envFiles":["x.env"],"profiles":["debug"]}"#,
+    )
+    .unwrap();
     assert_eq!(options.files, [Path::new("a.yaml")]);
     assert_eq!(options.working_dir.as_deref(), Some(Path::new("/w")));
     assert_eq!(options.env_files, [Path::new("x.env")]);

@@ -24,7 +24,8 @@ fn project(text: &str, environment: &[(&str, &str)]) -> (tempfile::TempDir, Proj
 
 #[test]
 fn plan_json_shape() {
-    let (_directory, project) = project(&format!("services:\n  web:\n    image: {ECR}/web:1\n"), &[]);
+    let (_directory, project) =
+        project(&format!("services:\n  web:\n    image: {ECR}/web:1\n"), &[]);
     let plan = plan::build(&project, &PlanOptions::default()).unwrap();
     let json = serde_json::to_value(&plan).unwrap();
     let item = &json["items"][0];
@@ -42,39 +43,66 @@ fn plan_json_shape() {
 #[test]
 fn plan_fail_json_carries_error() {
     let (_directory, project) = project("services:\n  web:\n    image: nginx\n", &[]);
-    let options = PlanOptions { strict: true, ..PlanOptions::default() };
+    let options = PlanOptions {
+        strict: true,
+        ..PlanOptions::default()
+    };
     let plan = plan::build(&project, &options).unwrap();
     let json = serde_json::to_value(&plan).unwrap();
     assert_eq!(json["items"][0]["action"]["kind"], "Fail");
-    assert_eq!(json["items"][0]["action"]["error"]["errorId"], "ImageNotInEcr");
+    assert_eq!(
+        json["items"][0]["action"]["error"]["errorId"],
+        "ImageNotInEcr"
+    );
     assert_eq!(json["registries"], serde_json::json!([]));
 }
 
 #[test]
 fn plan_strict_message_names_image_and_switch() {
     let (_directory, project) = project("services:\n  web:\n    image: nginx\n", &[]);
-    let options = PlanOptions { strict: true, ..PlanOptions::default() };
+    let options = PlanOptions {
+        strict: true,
+        ..PlanOptions::default()
+    };
     let plan = plan::build(&project, &options).unwrap();
-    let Action::Fail { error } = &plan.items[0].action else { panic!("expected a failure") };
-    assert!(error.message.contains("docker.io/library/nginx:latest"), "{}", error.message);
+    let Action::Fail { error } = &plan.items[0].action else {
+        panic!("expected a failure")
+    };
+    assert!(
+        error.message.contains("docker.io/library/nginx:latest"),
+        "{}",
+        error.message
+    );
     assert!(error.message.contains("-Strict"), "{}", error.message);
 }
 
 #[test]
 fn plan_uppercase_message_names_service_and_reference() {
-    let (_directory, project) = project(&format!("services:\n  web:\n    image: {ECR}/Web:1\n"), &[]);
+    let (_directory, project) =
+        project(&format!("services:\n  web:\n    image: {ECR}/Web:1\n"), &[]);
     let plan = plan::build(&project, &PlanOptions::default()).unwrap();
-    let Action::Fail { error } = &plan.items[0].action else { panic!("expected a failure") };
+    let Action::Fail { error } = &plan.items[0].action else {
+        panic!("expected a failure")
+    };
     assert!(error.message.contains("'web'"), "{}", error.message);
-    assert!(error.message.contains(&format!("{ECR}/Web:1")), "{}", error.message);
+    assert!(
+        error.message.contains(&format!("{ECR}/Web:1")),
+        "{}",
+        error.message
+    );
     assert!(error.message.contains("lowercase"), "{}", error.message);
 }
 
 #[test]
 fn plan_empty_variable_message_names_service_and_variable() {
-    let (_directory, project) = project(&format!("services:\n  web:\n    image: {ECR}/web:${{TAG}}\n"), &[]);
+    let (_directory, project) = project(
+        &format!("services:\n  web:\n    image: {ECR}/web:${{TAG}}\n"),
+        &[],
+    );
     let plan = plan::build(&project, &PlanOptions::default()).unwrap();
-    let Action::Fail { error } = &plan.items[0].action else { panic!("expected a failure") };
+    let Action::Fail { error } = &plan.items[0].action else {
+        panic!("expected a failure")
+    };
     assert_eq!(error.error_id, "EmptyImageVariable");
     assert!(error.message.contains("'web'"), "{}", error.message);
     assert!(error.message.contains("TAG"), "{}", error.message);
@@ -82,8 +110,14 @@ fn plan_empty_variable_message_names_service_and_variable() {
 
 #[test]
 fn plan_unknown_service_lists_known() {
-    let (_directory, project) = project("services:\n  web:\n    image: nginx\n  db:\n    image: postgres\n", &[]);
-    let options = PlanOptions { services: vec!["wbe".to_owned()], ..PlanOptions::default() };
+    let (_directory, project) = project(
+        "services:\n  web:\n    image: nginx\n  db:\n    image: postgres\n",
+        &[],
+    );
+    let options = PlanOptions {
+        services: vec!["wbe".to_owned()],
+        ..PlanOptions::default()
+    };
     let error = plan::build(&project, &options).unwrap_err();
     assert_eq!(error.error_id, "ServiceNotFound");
     assert!(error.message.contains("'wbe'"), "{}", error.message);
@@ -98,5 +132,8 @@ fn plan_options_deserialize_camel_case() {
     .unwrap();
     assert_eq!(options.services, ["web"]);
     assert!(options.strict);
-    assert_eq!(options.aliases.resolve("localhost:5000").unwrap().ecr_host, ECR);
+    assert_eq!(
+        options.aliases.resolve("localhost:5000").unwrap().ecr_host,
+        ECR
+    );
 }

@@ -96,7 +96,11 @@ async fn missing_fails_without_create(client: &aws_sdk_ecr::Client, registry: &E
         let error = results[name].as_ref().unwrap_err();
         assert_eq!(error.error_id, "RepositoryNotFound");
         assert!(error.message.contains(name), "{}", error.message);
-        assert!(error.message.contains("-CreateRepository"), "{}", error.message);
+        assert!(
+            error.message.contains("-CreateRepository"),
+            "{}",
+            error.message
+        );
     }
     let still_absent = client
         .describe_repositories()
@@ -114,7 +118,9 @@ async fn missing_created_with_settings(client: &aws_sdk_ecr::Client, registry: &
         scan_on_push: true,
     };
     let requested = names(&["created/existing", "created/new"]);
-    let results = ensure_repositories(client, registry, &requested, &options).await.unwrap();
+    let results = ensure_repositories(client, registry, &requested, &options)
+        .await
+        .unwrap();
     let existing = results["created/existing"].as_ref().unwrap();
     assert!(!existing.created);
     let new = results["created/new"].as_ref().unwrap();
@@ -129,10 +135,17 @@ async fn missing_created_with_settings(client: &aws_sdk_ecr::Client, registry: &
         .await
         .unwrap();
     let repository = &described.repositories.unwrap()[0];
-    assert_eq!(repository.image_tag_mutability.as_ref().unwrap().as_str(), "IMMUTABLE");
+    assert_eq!(
+        repository.image_tag_mutability.as_ref().unwrap().as_str(),
+        "IMMUTABLE"
+    );
 }
 
-async fn batches_over_one_hundred(stand_ins: &StandIns, client: &aws_sdk_ecr::Client, registry: &EcrRegistry) {
+async fn batches_over_one_hundred(
+    stand_ins: &StandIns,
+    client: &aws_sdk_ecr::Client,
+    registry: &EcrRegistry,
+) {
     let mut requested = Vec::new();
     for index in 0..125 {
         let name = format!("batch/repo-{index:03}");
@@ -162,9 +175,14 @@ async fn batches_over_one_hundred(stand_ins: &StandIns, client: &aws_sdk_ecr::Cl
 
 async fn invalid_names_fail_alone(client: &aws_sdk_ecr::Client, registry: &EcrRegistry) {
     create(client, "valid/name").await;
-    let options = RepositoryOptions { create: true, ..RepositoryOptions::default() };
+    let options = RepositoryOptions {
+        create: true,
+        ..RepositoryOptions::default()
+    };
     let requested = names(&["valid/name", "Invalid Name", "bad__name"]);
-    let results = ensure_repositories(client, registry, &requested, &options).await.unwrap();
+    let results = ensure_repositories(client, registry, &requested, &options)
+        .await
+        .unwrap();
     assert!(results["valid/name"].is_ok());
     assert_eq!(
         results["Invalid Name"].as_ref().unwrap_err().error_id,

@@ -102,7 +102,10 @@ pub(crate) fn parse_env(
                     break;
                 }
                 if index >= lines.len() {
-                    return Err((line_number, format!("the value of {key} has no closing {quote}")));
+                    return Err((
+                        line_number,
+                        format!("the value of {key} has no closing {quote}"),
+                    ));
                 }
                 body.push('\n');
                 body.push_str(lines[index]);
@@ -190,7 +193,11 @@ fn expand(
         return Ok(text.to_owned());
     }
     let mut context = lookup.clone();
-    context.extend(environment.iter().map(|(key, value)| (key.clone(), value.clone())));
+    context.extend(
+        environment
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
     interpolation::substitute(text, &context)
         .map(|substituted| substituted.value)
         .map_err(|error| match error {
@@ -246,7 +253,12 @@ mod tests {
     #[test]
     fn env_invalid_lines_rejected() {
         let environment = HashMap::new();
-        assert_eq!(parse_env("A B=1", &environment, &HashMap::new()).unwrap_err().0, 1);
+        assert_eq!(
+            parse_env("A B=1", &environment, &HashMap::new())
+                .unwrap_err()
+                .0,
+            1
+        );
         assert!(parse_env("A='open", &environment, &HashMap::new()).is_err());
         assert!(parse_env("A='x' y", &environment, &HashMap::new()).is_err());
     }

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
+use super::env;
 use super::files::resolve_path;
 use super::merge::{merge, strip_tags};
-use super::env;
 use super::yaml::{self, ImageVariables};
 use crate::error::{Error, Result};
 
@@ -21,7 +21,10 @@ pub(crate) struct Document {
 }
 
 /// Reads and interpolates a compose file.
-pub(crate) fn read_document(path: &Path, environment: &HashMap<String, String>) -> Result<Document> {
+pub(crate) fn read_document(
+    path: &Path,
+    environment: &HashMap<String, String>,
+) -> Result<Document> {
     let text = read_compose_file(path)?;
     let mut value = yaml::parse_document(&text, path)?;
     let image_variables = yaml::interpolate_document(&mut value, environment, path)?;
@@ -38,12 +41,18 @@ pub(crate) fn read_compose_file(path: &Path) -> Result<String> {
         if error.kind() == std::io::ErrorKind::NotFound {
             Error::not_found(
                 "ComposeFileNotFound",
-                format!("Compose file '{}' was not found: check the path.", path.display()),
+                format!(
+                    "Compose file '{}' was not found: check the path.",
+                    path.display()
+                ),
             )
         } else {
             Error::invalid(
                 "InvalidComposeFile",
-                format!("Compose file '{}' could not be read: {error}.", path.display()),
+                format!(
+                    "Compose file '{}' could not be read: {error}.",
+                    path.display()
+                ),
             )
         }
         .with_target(path.display().to_string())
@@ -161,7 +170,11 @@ fn extended_service(
     let has_image = service.get("image").is_some();
     let mut path = vec!["services".to_owned(), name.to_owned()];
     base = merge(base, service, &mut path);
-    let variables = if has_image { own_variables } else { base_variables };
+    let variables = if has_image {
+        own_variables
+    } else {
+        base_variables
+    };
     Ok((base, variables))
 }
 
@@ -205,17 +218,15 @@ pub(crate) fn rebase_service_paths(service: &mut Value, directory: &Path) {
     };
     match mapping.get_mut("build") {
         Some(Value::String(context)) => rebase_path(context, directory),
-        Some(Value::Mapping(build)) => {
-            match build.get_mut("context") {
-                Some(Value::String(context)) => rebase_path(context, directory),
-                _ => {
-                    build.insert(
-                        Value::from("context"),
-                        Value::from(directory.display().to_string()),
-                    );
-                }
+        Some(Value::Mapping(build)) => match build.get_mut("context") {
+            Some(Value::String(context)) => rebase_path(context, directory),
+            _ => {
+                build.insert(
+                    Value::from("context"),
+                    Value::from(directory.display().to_string()),
+                );
             }
-        }
+        },
         _ => {}
     }
     match mapping.get_mut("env_file") {
@@ -241,14 +252,23 @@ fn rebase_path(path: &mut String, directory: &Path) {
     if is_remote_context(path) {
         return;
     }
-    *path = resolve_path(directory, Path::new(path.as_str())).display().to_string();
+    *path = resolve_path(directory, Path::new(path.as_str()))
+        .display()
+        .to_string();
 }
 
 /// True for a build context that is a URL or a git repository, not a directory.
 pub(crate) fn is_remote_context(context: &str) -> bool {
-    ["http://", "https://", "git://", "ssh://", "github.com/", "git@"]
-        .iter()
-        .any(|prefix| context.starts_with(prefix))
+    [
+        "http://",
+        "https://",
+        "git://",
+        "ssh://",
+        "github.com/",
+        "git@",
+    ]
+    .iter()
+    .any(|prefix| context.starts_with(prefix))
 }
 
 /// Adds the services of the projects named by `include` to the document.
@@ -262,13 +282,21 @@ pub(crate) fn apply_include(
     environment: &HashMap<String, String>,
     include_stack: &mut Vec<PathBuf>,
 ) -> Result<()> {
-    let Some(include) = document.value.as_mapping_mut().and_then(|m| m.remove("include")) else {
+    let Some(include) = document
+        .value
+        .as_mapping_mut()
+        .and_then(|m| m.remove("include"))
+    else {
         return Ok(());
     };
     let Value::Sequence(entries) = include else {
         return Err(invalid_include(&document.path, "'include' must be a list"));
     };
-    let directory = document.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let directory = document
+        .path
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .to_path_buf();
     for entry in entries {
         let (paths, project_directory, env_files) = parse_include_entry(&entry, &directory)
             .ok_or_else(|| {
@@ -287,7 +315,11 @@ pub(crate) fn apply_include(
             .unwrap_or_else(|| paths[0].parent().unwrap_or(Path::new("/")).to_path_buf());
         let env_files = if env_files.is_empty() {
             let default = project_directory.join(".env");
-            if default.is_file() { vec![default] } else { Vec::new() }
+            if default.is_file() {
+                vec![default]
+            } else {
+                Vec::new()
+            }
         } else {
             env_files
         };
@@ -321,7 +353,10 @@ pub(crate) fn apply_include(
             *target = Value::Mapping(Mapping::new());
         }
         let Some(target) = target.as_mapping_mut() else {
-            return Err(invalid_include(&document.path, "'services' must be a mapping"));
+            return Err(invalid_include(
+                &document.path,
+                "'services' must be a mapping",
+            ));
         };
         for (name, mut service) in services {
             let name_text = yaml::key_to_string(&name).unwrap_or_default();
@@ -355,7 +390,10 @@ fn parse_include_entry(
             Value::String(path) => Some(vec![resolve_path(directory, Path::new(path))]),
             Value::Sequence(items) => items
                 .iter()
-                .map(|item| item.as_str().map(|path| resolve_path(directory, Path::new(path))))
+                .map(|item| {
+                    item.as_str()
+                        .map(|path| resolve_path(directory, Path::new(path)))
+                })
                 .collect(),
             _ => None,
         }
@@ -389,4 +427,3 @@ fn invalid_include(file: &Path, reason: &str) -> Error {
     )
     .with_target(file.display().to_string())
 }
-

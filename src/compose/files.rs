@@ -76,7 +76,9 @@ pub(crate) fn files_from_environment(
     environment: &HashMap<String, String>,
     working_dir: &Path,
 ) -> Option<Vec<PathBuf>> {
-    let value = environment.get("COMPOSE_FILE").filter(|value| !value.is_empty())?;
+    let value = environment
+        .get("COMPOSE_FILE")
+        .filter(|value| !value.is_empty())?;
     let separator = environment
         .get("COMPOSE_PATH_SEPARATOR")
         .filter(|separator| !separator.is_empty())
@@ -162,7 +164,10 @@ mod tests {
             resolve_path(Path::new("/a/b"), Path::new("../c/./d")),
             PathBuf::from("/a/c/d")
         );
-        assert_eq!(resolve_path(Path::new("/a"), Path::new("/x/y")), PathBuf::from("/x/y"));
+        assert_eq!(
+            resolve_path(Path::new("/a"), Path::new("/x/y")),
+            PathBuf::from("/x/y")
+        );
     }
 
     #[test]
@@ -172,6 +177,9 @@ mod tests {
             ("COMPOSE_PATH_SEPARATOR".to_owned(), ",".to_owned()),
         ]);
         let files = files_from_environment(&environment, Path::new("/w")).unwrap();
-        assert_eq!(files, [PathBuf::from("/w/a.yaml"), PathBuf::from("/w/b.yaml")]);
+        assert_eq!(
+            files,
+            [PathBuf::from("/w/a.yaml"), PathBuf::from("/w/b.yaml")]
+        );
     }
 }

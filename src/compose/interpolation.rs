@@ -244,7 +244,10 @@ mod tests {
     #[test]
     fn substitute_plain_and_braced() {
         assert_eq!(run("app:$TAG").unwrap(), "app:1.2");
-        assert_eq!(run("${REGISTRY}/app:${TAG}").unwrap(), "example.com/app:1.2");
+        assert_eq!(
+            run("${REGISTRY}/app:${TAG}").unwrap(),
+            "example.com/app:1.2"
+        );
         assert_eq!(run("$TAG-x").unwrap(), "1.2-x");
         assert_eq!(run("${UNSET}x").unwrap(), "x");
     }
@@ -311,7 +314,16 @@ mod tests {
 
     #[test]
     fn substitute_invalid_templates() {
-        for template in ["$", "a $1", "${}", "${TAG", "${TAG:x}", "${TAG/a/b}", "${ TAG}", "${UNSET:-${A}"] {
+        for template in [
+            "$",
+            "a $1",
+            "${}",
+            "${TAG",
+            "${TAG:x}",
+            "${TAG/a/b}",
+            "${ TAG}",
+            "${UNSET:-${A}",
+        ] {
             assert!(
                 matches!(run(template), Err(TemplateError::Invalid(_))),
                 "{template} should be invalid"
@@ -340,7 +352,7 @@ mod tests {
 
         #[test]
         fn escaped_dollars_become_literal(text in "[^$]*") {
-            let escaped = text.replace('}', "").replace('{', "");
+            let escaped = text.replace(['}', '{'], "");
             let template = format!("$${{{escaped}}}$$");
             prop_assert_eq!(run(&template).unwrap(), format!("${{{escaped}}}$"));
         }

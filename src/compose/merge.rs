@@ -86,7 +86,9 @@ pub(crate) fn strip_tags(value: Value) -> Value {
         Value::Mapping(mapping) => Value::Mapping(
             mapping
                 .into_iter()
-                .filter(|(_, child)| !matches!(child, Value::Tagged(tagged) if is_tag(tagged, "reset")))
+                .filter(
+                    |(_, child)| !matches!(child, Value::Tagged(tagged) if is_tag(tagged, "reset")),
+                )
                 .map(|(key, child)| (key, strip_tags(child)))
                 .collect(),
         ),
@@ -122,7 +124,9 @@ fn is_tag(tagged: &TaggedValue, name: &str) -> bool {
 }
 
 fn matches_any(path: &[String], patterns: &[&[&str]]) -> bool {
-    patterns.iter().any(|pattern| matches_pattern(path, pattern))
+    patterns
+        .iter()
+        .any(|pattern| matches_pattern(path, pattern))
 }
 
 fn matches_pattern(path: &[String], pattern: &[&str]) -> bool {
@@ -239,7 +243,10 @@ mod tests {
             "services: {web: {ports: ['80:80']}}",
             "services: {web: {ports: ['80:80', '443:443']}}",
         );
-        assert_eq!(result["services"]["web"]["ports"], yaml("['80:80', '443:443']"));
+        assert_eq!(
+            result["services"]["web"]["ports"],
+            yaml("['80:80', '443:443']")
+        );
     }
 
     #[test]
@@ -248,7 +255,10 @@ mod tests {
             "services: {web: {build: ./app}}",
             "services: {web: {build: {dockerfile: Dockerfile.prod}}}",
         );
-        assert_eq!(result["services"]["web"]["build"]["context"], Value::from("./app"));
+        assert_eq!(
+            result["services"]["web"]["build"]["context"],
+            Value::from("./app")
+        );
         assert_eq!(
             result["services"]["web"]["build"]["dockerfile"],
             Value::from("Dockerfile.prod")
@@ -261,7 +271,10 @@ mod tests {
             "services: {web: {environment: [A=1, B=2]}}",
             "services: {web: {environment: {B: 3}}}",
         );
-        assert_eq!(result["services"]["web"]["environment"], yaml("{A: '1', B: 3}"));
+        assert_eq!(
+            result["services"]["web"]["environment"],
+            yaml("{A: '1', B: 3}")
+        );
     }
 
     #[test]

@@ -66,7 +66,10 @@ impl fmt::Debug for LoadOptions {
             .field("profiles", &self.profiles)
             .field(
                 "environment",
-                &self.environment.as_ref().map(|values| format!("{} variables", values.len())),
+                &self
+                    .environment
+                    .as_ref()
+                    .map(|values| format!("{} variables", values.len())),
             )
             .finish()
     }
@@ -176,7 +179,12 @@ pub fn load(options: &LoadOptions) -> Result<Project> {
     // directory of the first -f file or the working directory.
     let env_directory = project_directory_option
         .clone()
-        .or_else(|| explicit_files.first().and_then(|file| file.parent()).map(Path::to_path_buf))
+        .or_else(|| {
+            explicit_files
+                .first()
+                .and_then(|file| file.parent())
+                .map(Path::to_path_buf)
+        })
         .unwrap_or_else(|| working_dir.clone());
     let env_files: Vec<PathBuf> = options
         .env_files
@@ -284,7 +292,10 @@ fn project_name(
     directory: &Path,
     environment: &HashMap<String, String>,
 ) -> Result<String> {
-    if let Some(name) = environment.get("COMPOSE_PROJECT_NAME").filter(|name| !name.is_empty()) {
+    if let Some(name) = environment
+        .get("COMPOSE_PROJECT_NAME")
+        .filter(|name| !name.is_empty())
+    {
         validate_project_name(name, "COMPOSE_PROJECT_NAME")?;
         return Ok(name.clone());
     }
@@ -293,7 +304,10 @@ fn project_name(
         let text = extends::read_compose_file(file)?;
         let document = yaml::parse_document(&text, file)?;
         if let Some(name) = document.get("name").and_then(yaml::scalar_to_string) {
-            let mut value = Value::Mapping(Mapping::from_iter([(Value::from("name"), Value::from(name))]));
+            let mut value = Value::Mapping(Mapping::from_iter([(
+                Value::from("name"),
+                Value::from(name),
+            )]));
             yaml::interpolate_document(&mut value, environment, file)?;
             from_files = value["name"].as_str().map(str::to_owned);
         }

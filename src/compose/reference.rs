@@ -219,9 +219,7 @@ fn validate_path(path: &str) -> std::result::Result<(), String> {
             continue;
         }
         if PATH_COMPONENT.is_match(&component.to_ascii_lowercase()) {
-            return Err(format!(
-                "the repository name '{path}' must be lowercase"
-            ));
+            return Err(format!("the repository name '{path}' must be lowercase"));
         }
         if component.is_empty() {
             return Err(format!(
@@ -241,7 +239,9 @@ fn validate_digest(digest: &str) -> std::result::Result<(), String> {
             "the digest '{digest}' must have the form 'algorithm:hex', for example 'sha256:' and 64 hexadecimal digits"
         ));
     }
-    let (algorithm, hex) = digest.split_once(':').expect("the digest pattern has a colon");
+    let (algorithm, hex) = digest
+        .split_once(':')
+        .expect("the digest pattern has a colon");
     let expected_length = match algorithm {
         "sha256" => 64,
         "sha384" => 96,
@@ -252,7 +252,9 @@ fn validate_digest(digest: &str) -> std::result::Result<(), String> {
             ));
         }
     };
-    let lowercase_hex = hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    let lowercase_hex = hex
+        .chars()
+        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
     if hex.len() != expected_length || !lowercase_hex {
         return Err(format!(
             "the {algorithm} digest must be {expected_length} lowercase hexadecimal digits"
@@ -292,7 +294,10 @@ mod tests {
     #[test]
     fn parse_first_component_rules() {
         assert_eq!(parse("localhost/app").domain.as_deref(), Some("localhost"));
-        assert_eq!(parse("example.com/app").domain.as_deref(), Some("example.com"));
+        assert_eq!(
+            parse("example.com/app").domain.as_deref(),
+            Some("example.com")
+        );
         assert_eq!(parse("team/app").domain, None);
         assert_eq!(parse("host:80/app").domain.as_deref(), Some("host:80"));
     }
@@ -324,7 +329,11 @@ mod tests {
     fn parse_uppercase_repository_rejected() {
         let error = Reference::parse("example.com/Team/app").unwrap_err();
         assert_eq!(error.error_id, "InvalidImageReference");
-        assert!(error.message.contains("must be lowercase"), "{}", error.message);
+        assert!(
+            error.message.contains("must be lowercase"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
@@ -346,7 +355,12 @@ mod tests {
         assert!(Reference::parse("app@sha256:abc").is_err());
         assert!(Reference::parse(&format!("app@{}", SHA.to_uppercase())).is_err());
         let md5 = format!("app@md5:{}", "a".repeat(32));
-        assert!(Reference::parse(&md5).unwrap_err().message.contains("not supported"));
+        assert!(
+            Reference::parse(&md5)
+                .unwrap_err()
+                .message
+                .contains("not supported")
+        );
     }
 
     #[test]
@@ -362,20 +376,35 @@ mod tests {
 
     #[test]
     fn normalized_docker_hub() {
-        assert_eq!(parse("nginx").normalized().to_string(), "docker.io/library/nginx");
-        assert_eq!(parse("team/app:1").normalized().to_string(), "docker.io/team/app:1");
+        assert_eq!(
+            parse("nginx").normalized().to_string(),
+            "docker.io/library/nginx"
+        );
+        assert_eq!(
+            parse("team/app:1").normalized().to_string(),
+            "docker.io/team/app:1"
+        );
         assert_eq!(
             parse("index.docker.io/nginx").normalized().to_string(),
             "docker.io/library/nginx"
         );
-        assert_eq!(parse("example.com/app").normalized().to_string(), "example.com/app");
+        assert_eq!(
+            parse("example.com/app").normalized().to_string(),
+            "example.com/app"
+        );
     }
 
     #[test]
     fn default_tag_only_without_digest() {
-        assert_eq!(parse("app").with_default_tag().tag.as_deref(), Some("latest"));
+        assert_eq!(
+            parse("app").with_default_tag().tag.as_deref(),
+            Some("latest")
+        );
         assert_eq!(parse(&format!("app@{SHA}")).with_default_tag().tag, None);
-        assert_eq!(parse("app:v1").with_default_tag().tag.as_deref(), Some("v1"));
+        assert_eq!(
+            parse("app:v1").with_default_tag().tag.as_deref(),
+            Some("v1")
+        );
     }
 
     fn component() -> impl Strategy<Value = String> {
@@ -389,9 +418,10 @@ mod tests {
             proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
             proptest::option::of("[0-9a-f]{64}"),
         )
-            .prop_filter("a path without a domain must not start like a domain", |(domain, components, _, _)| {
-                domain.is_some() || !components[0].contains('.')
-            })
+            .prop_filter(
+                "a path without a domain must not start like a domain",
+                |(domain, components, _, _)| domain.is_some() || !components[0].contains('.'),
+            )
             .prop_map(|(domain, components, tag, hex)| Reference {
                 domain,
                 path: components.join("/"),

@@ -26,7 +26,12 @@ pub(crate) fn build_services(
     let services = match document.get("services") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Mapping(services)) => services,
-        Some(_) => return Err(invalid("services", "must be a mapping of service names to definitions")),
+        Some(_) => {
+            return Err(invalid(
+                "services",
+                "must be a mapping of service names to definitions",
+            ));
+        }
     };
     let mut result = Vec::with_capacity(services.len());
     for (key, definition) in services {
@@ -68,9 +73,10 @@ fn build_service(
 
     let image = match mapping.get("image") {
         None | Some(Value::Null) => None,
-        Some(value) => Some(yaml::scalar_to_string(value).ok_or_else(|| {
-            invalid(&format!("services.{name}.image"), "must be a string")
-        })?),
+        Some(value) => Some(
+            yaml::scalar_to_string(value)
+                .ok_or_else(|| invalid(&format!("services.{name}.image"), "must be a string"))?,
+        ),
     };
     // compose treats `image: ""` as no image, unless a variable made it empty:
     // then the plan names that variable.
@@ -80,8 +86,12 @@ fn build_service(
         None | Some(Value::Null) => None,
         Some(value) => Some(build_spec(name, value, project_directory)?),
     };
-    let profiles = string_list(mapping.get("profiles"))
-        .ok_or_else(|| invalid(&format!("services.{name}.profiles"), "must be a list of strings"))?;
+    let profiles = string_list(mapping.get("profiles")).ok_or_else(|| {
+        invalid(
+            &format!("services.{name}.profiles"),
+            "must be a list of strings",
+        )
+    })?;
     let env_files = env_file_list(mapping.get("env_file"))
         .ok_or_else(|| {
             invalid(
@@ -154,7 +164,11 @@ fn build_spec(name: &str, value: &Value, project_directory: &Path) -> Result<Bui
             .display()
             .to_string()
     };
-    let text = |key: &str| mapping.and_then(|m| m.get(key)).and_then(yaml::scalar_to_string);
+    let text = |key: &str| {
+        mapping
+            .and_then(|m| m.get(key))
+            .and_then(yaml::scalar_to_string)
+    };
     let tags = string_list(mapping.and_then(|m| m.get("tags")))
         .ok_or_else(|| invalid(&format!("{path}.tags"), "must be a list of strings"))?;
     Ok(BuildSpec {
@@ -195,4 +209,3 @@ fn invalid(path: &str, reason: &str) -> Error {
     )
     .with_target(path)
 }
-

@@ -87,7 +87,10 @@ fn normalize_node(
             let mut merged = Vec::new();
             for (key, mut child) in entries {
                 let key_text = key_to_string(&key).ok_or_else(|| {
-                    (path.clone(), "a mapping key must be a string, a number or a boolean".to_owned())
+                    (
+                        path.clone(),
+                        "a mapping key must be a string, a number or a boolean".to_owned(),
+                    )
                 })?;
                 path.push(key_text.clone());
                 normalize_node(&mut child, path)?;
@@ -217,7 +220,11 @@ impl Interpolator<'_> {
     }
 
     fn substitute(&mut self, text: &str) -> Result<String> {
-        let location = format!("'{}' in '{}'", display_path(&self.path), self.file.display());
+        let location = format!(
+            "'{}' in '{}'",
+            display_path(&self.path),
+            self.file.display()
+        );
         let substituted = interpolation::substitute(text, self.environment).map_err(|error| {
             match error {
                 TemplateError::Invalid(reason) => Error::invalid(
@@ -272,7 +279,9 @@ pub(crate) fn to_json(value: &Value) -> serde_json::Value {
             }
         }
         Value::String(text) => serde_json::Value::String(text.clone()),
-        Value::Sequence(sequence) => serde_json::Value::Array(sequence.iter().map(to_json).collect()),
+        Value::Sequence(sequence) => {
+            serde_json::Value::Array(sequence.iter().map(to_json).collect())
+        }
         Value::Mapping(mapping) => serde_json::Value::Object(
             mapping
                 .iter()
@@ -335,10 +344,14 @@ mod tests {
     #[test]
     fn interpolate_names_file_path_and_variable() {
         let mut document = parse("services:\n  web:\n    image: app:${TAG:?set a tag}\n");
-        let error = interpolate_document(&mut document, &HashMap::new(), Path::new("c.yaml"))
-            .unwrap_err();
+        let error =
+            interpolate_document(&mut document, &HashMap::new(), Path::new("c.yaml")).unwrap_err();
         assert_eq!(error.error_id, "MissingRequiredVariable");
-        assert!(error.message.contains("services.web.image"), "{}", error.message);
+        assert!(
+            error.message.contains("services.web.image"),
+            "{}",
+            error.message
+        );
         assert!(error.message.contains("c.yaml"), "{}", error.message);
         assert!(error.message.contains("TAG"), "{}", error.message);
     }
