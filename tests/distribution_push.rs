@@ -6,14 +6,14 @@ mod distribution_support;
 mod support;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use distribution_support::images::{layer_tar, random_bytes, text_bytes, OciLayout};
+use distribution_support::images::{OciLayout, layer_tar, random_bytes, text_bytes};
 use distribution_support::proxy::{Fault, FaultAction, Proxy};
-use distribution_support::{fast_options, target, Probe, ProgressLog};
-use ecr_compose::distribution::{push, CredentialRefresh, PushOptions, PushOutcome, PushTarget};
+use distribution_support::{Probe, ProgressLog, fast_options, target};
+use ecr_compose::distribution::{CredentialRefresh, PushOptions, PushOutcome, PushTarget, push};
 use ecr_compose::secret::Secret;
 use ecr_compose::source::{self, ImageSource, SourceSpec};
 use ecr_compose::{EcrStatus, Error};
@@ -51,10 +51,16 @@ async fn open_layout(dir: &Path) -> Box<dyn ImageSource> {
         path: dir.to_path_buf(),
         reference: None,
     };
-    source::open(&spec, &CancellationToken::new()).await.unwrap()
+    source::open(&spec, &CancellationToken::new())
+        .await
+        .unwrap()
 }
 
-async fn push_quietly(source: &dyn ImageSource, target: &PushTarget, options: &PushOptions) -> Result<PushOutcome, Error> {
+async fn push_quietly(
+    source: &dyn ImageSource,
+    target: &PushTarget,
+    options: &PushOptions,
+) -> Result<PushOutcome, Error> {
     push(source, target, options, &|_| {}, &CancellationToken::new()).await
 }
 
@@ -78,17 +84,40 @@ async fn push_retries_server_errors() {
     let proxy = Proxy::start(&registry.host).await;
     let dir = tempfile::tempdir().unwrap();
     let image = small_layout(dir.path());
-    proxy.add_fault(Fault { method: "HEAD", path_contains: "/blobs/", action: FaultAction::Status(429), count: 1 });
-    proxy.add_fault(Fault { method: "PUT", path_contains: "/blobs/uploads/", action: FaultAction::Status(500), count: 2 });
-    proxy.add_fault(Fault { method: "PUT", path_contains: "/manifests/", action: FaultAction::Status(503), count: 1 });
+    proxy.add_fault(Fault {
+        method: "HEAD",
+        path_contains: "/blobs/",
+        action: FaultAction::Status(429),
+        count: 1,
+    });
+    proxy.add_fault(Fault {
+        method: "PUT",
+        path_contains: "/blobs/uploads/",
+        action: FaultAction::Status(500),
+        count: 2,
+    });
+    proxy.add_fault(Fault {
+        method: "PUT",
+        path_contains: "/manifests/",
+        action: FaultAction::Status(503),
+        count: 1,
+    });
 
     let source = open_layout(dir.path()).await;
-    let outcome = push_quietly(source.as_ref(), &target(registry, &proxy.host, "retry/app", Some("v1")), &fast_options())
-        .await
-        .unwrap();
+    let outcome = push_quietly(
+        source.as_ref(),
+        &target(registry, &proxy.host, "retry/app", Some("v1")),
+        &fast_options(),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(outcome.digest, image["digest"].as_str().unwrap());
-    let statuses: Vec<u16> = proxy.requests().iter().map(|request| request.status).collect();
+    let statuses: Vec<u16> = proxy
+        .requests()
+        .iter()
+        .map(|request| request.status)
+        .collect();
     assert_eq!(statuses.iter().filter(|status| **status == 429).count(), 1);
     assert_eq!(statuses.iter().filter(|status| **status == 500).count(), 2);
     assert_eq!(statuses.iter().filter(|status| **status == 503).count(), 1);
@@ -103,17 +132,38 @@ async fn push_retries_dropped_connections() {
     let proxy = Proxy::start(&registry.host).await;
     let dir = tempfile::tempdir().unwrap();
     let image = raw_layout(dir.path(), vec![random_bytes(6 * MIB)]);
-    proxy.add_fault(Fault { method: "POST", path_contains: "/blobs/uploads/", action: FaultAction::Drop, count: 1 });
-    proxy.add_fault(Fault { method: "PATCH", path_contains: "/blobs/uploads/", action: FaultAction::Drop, count: 2 });
+    proxy.add_fault(Fault {
+        method: "POST",
+        path_contains: "/blobs/uploads/",
+        action: FaultAction::Drop,
+        count: 1,
+    });
+    proxy.add_fault(Fault {
+        method: "PATCH",
+        path_contains: "/blobs/uploads/",
+        action: FaultAction::Drop,
+        count: 2,
+    });
 
     let source = open_layout(dir.path()).await;
-    let options = PushOptions { chunk_size: 5 * MIB as u64, ..fast_options() };
-    let outcome = push_quietly(source.as_ref(), &target(registry, &proxy.host, "drop/app", Some("v1")), &options)
-        .await
-        .unwrap();
+    let options = PushOptions {
+        chunk_size: 5 * MIB as u64,
+        ..fast_options()
+    };
+    let outcome = push_quietly(
+        source.as_ref(),
+        &target(registry, &proxy.host, "drop/app", Some("v1")),
+        &options,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(outcome.digest, image["digest"].as_str().unwrap());
-    let dropped = proxy.requests().iter().filter(|request| request.status == 0).count();
+    let dropped = proxy
+        .requests()
+        .iter()
+        .filter(|request| request.status == 0)
+        .count();
     assert_eq!(dropped, 3);
 }
 
@@ -124,23 +174,50 @@ async fn exhausted_retries_name_registry_and_code() {
     let proxy = Proxy::start(&registry.host).await;
     let dir = tempfile::tempdir().unwrap();
     small_layout(dir.path());
-    proxy.add_fault(Fault { method: "PUT", path_contains: "/blobs/uploads/", action: FaultAction::Status(500), count: 100 });
+    proxy.add_fault(Fault {
+        method: "PUT",
+        path_contains: "/blobs/uploads/",
+        action: FaultAction::Status(500),
+        count: 100,
+    });
 
     let source = open_layout(dir.path()).await;
-    let options = PushOptions { max_retries: 2, ..fast_options() };
-    let error = push_quietly(source.as_ref(), &target(registry, &proxy.host, "fail/app", Some("v1")), &options)
-        .await
-        .unwrap_err();
+    let options = PushOptions {
+        max_retries: 2,
+        ..fast_options()
+    };
+    let error = push_quietly(
+        source.as_ref(),
+        &target(registry, &proxy.host, "fail/app", Some("v1")),
+        &options,
+    )
+    .await
+    .unwrap_err();
 
     assert_eq!(error.status, EcrStatus::Registry);
     assert_eq!(error.service_code.as_deref(), Some("INJECTED"));
     assert!(error.message.contains(&proxy.host), "{}", error.message);
     assert!(error.message.contains("fail/app"), "{}", error.message);
     assert!(error.message.contains("HTTP 500"), "{}", error.message);
-    assert!(!error.message.contains(&registry.password), "message leaks the password");
-    let blob_puts = proxy.requests().iter().filter(|request| request.is_blob_upload()).count();
-    assert!(blob_puts >= 3, "each blob tried 1 + 2 times, saw {blob_puts}");
-    assert!(Probe::new(registry).manifest("fail/app", "v1").await.is_none());
+    assert!(
+        !error.message.contains(&registry.password),
+        "message leaks the password"
+    );
+    let blob_puts = proxy
+        .requests()
+        .iter()
+        .filter(|request| request.is_blob_upload())
+        .count();
+    assert!(
+        blob_puts >= 3,
+        "each blob tried 1 + 2 times, saw {blob_puts}"
+    );
+    assert!(
+        Probe::new(registry)
+            .manifest("fail/app", "v1")
+            .await
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,22 +235,40 @@ async fn large_blob_uploads_in_parts() {
         ("chunks/small", MIB as u64, vec![5 * MIB, 5 * MIB, 2 * MIB]),
     ] {
         proxy.clear();
-        let options = PushOptions { chunk_size, ..fast_options() };
-        push_quietly(source.as_ref(), &target(registry, &proxy.host, repository, Some("v1")), &options)
-            .await
-            .unwrap();
+        let options = PushOptions {
+            chunk_size,
+            ..fast_options()
+        };
+        push_quietly(
+            source.as_ref(),
+            &target(registry, &proxy.host, repository, Some("v1")),
+            &options,
+        )
+        .await
+        .unwrap();
 
-        let patches: Vec<_> = proxy.requests().into_iter().filter(|request| request.method == "PATCH").collect();
+        let patches: Vec<_> = proxy
+            .requests()
+            .into_iter()
+            .filter(|request| request.method == "PATCH")
+            .collect();
         let sizes: Vec<usize> = patches.iter().map(|request| request.body_length).collect();
         assert_eq!(sizes, expected, "{repository}: part sizes");
         let mut offset = 0;
         for patch in &patches {
             let range = format!("{offset}-{}", offset + patch.body_length - 1);
-            assert_eq!(patch.content_range.as_deref(), Some(range.as_str()), "{repository}: Content-Range");
+            assert_eq!(
+                patch.content_range.as_deref(),
+                Some(range.as_str()),
+                "{repository}: Content-Range"
+            );
             offset += patch.body_length;
         }
         for patch in &patches[..patches.len() - 1] {
-            assert!(patch.body_length >= 5 * MIB, "{repository}: part below 5 MiB");
+            assert!(
+                patch.body_length >= 5 * MIB,
+                "{repository}: part below 5 MiB"
+            );
         }
         let stored = Probe::new(registry)
             .blob(repository, &distribution_support::images::sha256(&blob))
@@ -189,7 +284,10 @@ async fn cancelled_push_leaves_no_manifest() {
     let registry = stand_ins.registry();
     let proxy = Proxy::start(&registry.host).await;
     let dir = tempfile::tempdir().unwrap();
-    raw_layout(dir.path(), vec![random_bytes(2 * MIB), random_bytes(3 * MIB)]);
+    raw_layout(
+        dir.path(),
+        vec![random_bytes(2 * MIB), random_bytes(3 * MIB)],
+    );
     proxy.add_fault(Fault {
         method: "PUT",
         path_contains: "/blobs/uploads/",
@@ -206,18 +304,38 @@ async fn cancelled_push_leaves_no_manifest() {
         canceller.cancel();
         Instant::now()
     });
-    let error = push(source.as_ref(), &push_target, &fast_options(), &|_| {}, &cancel)
-        .await
-        .unwrap_err();
+    let error = push(
+        source.as_ref(),
+        &push_target,
+        &fast_options(),
+        &|_| {},
+        &cancel,
+    )
+    .await
+    .unwrap_err();
     let stopped = Instant::now();
     let cancelled_at = timer.await.unwrap();
 
     assert_eq!(error.status, EcrStatus::Cancelled);
-    assert!(stopped.duration_since(cancelled_at) < Duration::from_secs(1), "push stopped within a second");
-    assert!(Probe::new(registry).manifest("cancel/app", "v1").await.is_none(), "no manifest after cancel");
+    assert!(
+        stopped.duration_since(cancelled_at) < Duration::from_secs(1),
+        "push stopped within a second"
+    );
+    assert!(
+        Probe::new(registry)
+            .manifest("cancel/app", "v1")
+            .await
+            .is_none(),
+        "no manifest after cancel"
+    );
 
-    let outcome = push_quietly(source.as_ref(), &push_target, &fast_options()).await.unwrap();
-    let stored = Probe::new(registry).manifest("cancel/app", "v1").await.unwrap();
+    let outcome = push_quietly(source.as_ref(), &push_target, &fast_options())
+        .await
+        .unwrap();
+    let stored = Probe::new(registry)
+        .manifest("cancel/app", "v1")
+        .await
+        .unwrap();
     assert_eq!(stored.digest, outcome.digest);
 }
 
@@ -228,17 +346,37 @@ async fn unauthorized_mid_push_refreshes_once() {
     let proxy = Proxy::start(&registry.host).await;
     let dir = tempfile::tempdir().unwrap();
     small_layout(dir.path());
-    proxy.add_fault(Fault { method: "POST", path_contains: "/blobs/uploads/", action: FaultAction::Status(401), count: 1 });
-    let refresh = Arc::new(CountingRefresh { calls: AtomicU32::new(0), password: registry.password.clone() });
+    proxy.add_fault(Fault {
+        method: "POST",
+        path_contains: "/blobs/uploads/",
+        action: FaultAction::Status(401),
+        count: 1,
+    });
+    let refresh = Arc::new(CountingRefresh {
+        calls: AtomicU32::new(0),
+        password: registry.password.clone(),
+    });
 
     let source = open_layout(dir.path()).await;
-    let options = PushOptions { reauth: Some(refresh.clone()), ..fast_options() };
-    push_quietly(source.as_ref(), &target(registry, &proxy.host, "reauth/app", Some("v1")), &options)
-        .await
-        .unwrap();
+    let options = PushOptions {
+        reauth: Some(refresh.clone()),
+        ..fast_options()
+    };
+    push_quietly(
+        source.as_ref(),
+        &target(registry, &proxy.host, "reauth/app", Some("v1")),
+        &options,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(refresh.calls.load(Ordering::SeqCst), 1);
-    assert!(Probe::new(registry).manifest("reauth/app", "v1").await.is_some());
+    assert!(
+        Probe::new(registry)
+            .manifest("reauth/app", "v1")
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,14 +386,29 @@ async fn repeated_denial_fails_after_one_refresh() {
     let proxy = Proxy::start(&registry.host).await;
     let dir = tempfile::tempdir().unwrap();
     small_layout(dir.path());
-    proxy.add_fault(Fault { method: "PUT", path_contains: "/manifests/", action: FaultAction::Status(403), count: 10 });
-    let refresh = Arc::new(CountingRefresh { calls: AtomicU32::new(0), password: registry.password.clone() });
+    proxy.add_fault(Fault {
+        method: "PUT",
+        path_contains: "/manifests/",
+        action: FaultAction::Status(403),
+        count: 10,
+    });
+    let refresh = Arc::new(CountingRefresh {
+        calls: AtomicU32::new(0),
+        password: registry.password.clone(),
+    });
 
     let source = open_layout(dir.path()).await;
-    let options = PushOptions { reauth: Some(refresh.clone()), ..fast_options() };
-    let error = push_quietly(source.as_ref(), &target(registry, &proxy.host, "denied/app", Some("v1")), &options)
-        .await
-        .unwrap_err();
+    let options = PushOptions {
+        reauth: Some(refresh.clone()),
+        ..fast_options()
+    };
+    let error = push_quietly(
+        source.as_ref(),
+        &target(registry, &proxy.host, "denied/app", Some("v1")),
+        &options,
+    )
+    .await
+    .unwrap_err();
 
     assert_eq!(refresh.calls.load(Ordering::SeqCst), 1);
     assert_eq!(error.status, EcrStatus::Denied);
@@ -272,13 +425,21 @@ async fn wrong_password_is_rejected_without_leak() {
     push_target.endpoint.password = Secret::new("wrong-password-7f3a9");
 
     let source = open_layout(dir.path()).await;
-    let error = push_quietly(source.as_ref(), &push_target, &fast_options()).await.unwrap_err();
+    let error = push_quietly(source.as_ref(), &push_target, &fast_options())
+        .await
+        .unwrap_err();
 
     assert_eq!(error.status, EcrStatus::Authentication);
     assert_eq!(error.service_code.as_deref(), Some("UNAUTHORIZED"));
     assert!(error.message.contains(&registry.host), "{}", error.message);
-    assert!(!error.message.contains("wrong-password-7f3a9"), "message leaks the password");
-    assert!(!format!("{push_target:?}").contains("wrong-password-7f3a9"), "Debug leaks the password");
+    assert!(
+        !error.message.contains("wrong-password-7f3a9"),
+        "message leaks the password"
+    );
+    assert!(
+        !format!("{push_target:?}").contains("wrong-password-7f3a9"),
+        "Debug leaks the password"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,11 +452,20 @@ async fn tls_registry_trusts_ca_file() {
     let mut push_target = target(registry, &registry.host, "tls/app", Some("v1"));
     push_target.endpoint.insecure = false;
 
-    let untrusted = push_quietly(source.as_ref(), &push_target, &fast_options()).await.unwrap_err();
+    let untrusted = push_quietly(source.as_ref(), &push_target, &fast_options())
+        .await
+        .unwrap_err();
     push_target.endpoint.ca_file = registry.ca_file.clone();
-    let outcome = push_quietly(source.as_ref(), &push_target, &fast_options()).await.unwrap();
+    let outcome = push_quietly(source.as_ref(), &push_target, &fast_options())
+        .await
+        .unwrap();
 
-    assert_eq!(untrusted.status, EcrStatus::Network, "{}", untrusted.message);
+    assert_eq!(
+        untrusted.status,
+        EcrStatus::Network,
+        "{}",
+        untrusted.message
+    );
     assert_eq!(outcome.digest, image["digest"].as_str().unwrap());
 }
 
@@ -316,10 +486,17 @@ async fn shared_slots_limit_uploads() {
     let source = open_layout(dir.path()).await;
 
     let slots = Arc::new(Semaphore::new(1));
-    let options = PushOptions { upload_slots: Some(slots), ..fast_options() };
-    push_quietly(source.as_ref(), &target(registry, &proxy.host, "slots/one", Some("v1")), &options)
-        .await
-        .unwrap();
+    let options = PushOptions {
+        upload_slots: Some(slots),
+        ..fast_options()
+    };
+    push_quietly(
+        source.as_ref(),
+        &target(registry, &proxy.host, "slots/one", Some("v1")),
+        &options,
+    )
+    .await
+    .unwrap();
     let limited = proxy.max_concurrent_uploads();
 
     let fresh = Proxy::start(&registry.host).await;
@@ -329,12 +506,19 @@ async fn shared_slots_limit_uploads() {
         action: FaultAction::Delay(Duration::from_millis(200)),
         count: 100,
     });
-    push_quietly(source.as_ref(), &target(registry, &fresh.host, "slots/four", Some("v1")), &fast_options())
-        .await
-        .unwrap();
+    push_quietly(
+        source.as_ref(),
+        &target(registry, &fresh.host, "slots/four", Some("v1")),
+        &fast_options(),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(limited, 1, "one shared slot, one upload at a time");
-    assert!(fresh.max_concurrent_uploads() > 1, "own slots allow parallel uploads");
+    assert!(
+        fresh.max_concurrent_uploads() > 1,
+        "own slots allow parallel uploads"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,7 +538,10 @@ async fn progress_is_throttled_and_complete() {
     let log = ProgressLog::default();
     let started = Instant::now();
 
-    let options = PushOptions { chunk_size: 5 * MIB as u64, ..fast_options() };
+    let options = PushOptions {
+        chunk_size: 5 * MIB as u64,
+        ..fast_options()
+    };
     let outcome = push(
         source.as_ref(),
         &target(registry, &proxy.host, "progress/app", Some("v1")),
@@ -376,7 +563,14 @@ async fn progress_is_throttled_and_complete() {
     assert_eq!(last.image, format!("{}/progress/app:v1", proxy.host));
     assert_eq!(outcome.bytes_uploaded, last.total_bytes);
     let allowed = (elapsed * 10.0).ceil() as usize + 4;
-    assert!(statuses.len() <= allowed, "{} reports in {elapsed:.1} s", statuses.len());
-    let uploading = statuses.iter().filter(|status| *status == "Uploading").count();
+    assert!(
+        statuses.len() <= allowed,
+        "{} reports in {elapsed:.1} s",
+        statuses.len()
+    );
+    let uploading = statuses
+        .iter()
+        .filter(|status| *status == "Uploading")
+        .count();
     assert!(uploading >= 3, "reports while uploading: {uploading}");
 }

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 use distribution_support::images::{gunzip, random_bytes, text_bytes};
-use distribution_support::{fast_options, target, Probe};
-use ecr_compose::distribution::push;
-use ecr_compose::source::{self, DigestCache, SourceOptions, SourceSpec, DOCKER_MANIFEST_V2};
+use distribution_support::{Probe, fast_options, target};
 use ecr_compose::EcrStatus;
+use ecr_compose::distribution::push;
+use ecr_compose::source::{self, DOCKER_MANIFEST_V2, DigestCache, SourceOptions, SourceSpec};
 use serde_json::Value;
 use support::StandIns;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +48,14 @@ fn layer_files(tar_bytes: &[u8]) -> Vec<String> {
     archive
         .entries()
         .unwrap()
-        .map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .unwrap()
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect()
 }
 
@@ -73,9 +80,15 @@ async fn engine_image_pushed_then_from_cache() {
     };
 
     let source = source::open_with(&spec, &options, &cancel).await.unwrap();
-    let first = push(source.as_ref(), &target(registry, &registry.host, "shop/api", Some("3")), &fast_options(), &|_| {}, &cancel)
-        .await
-        .unwrap();
+    let first = push(
+        source.as_ref(),
+        &target(registry, &registry.host, "shop/api", Some("3")),
+        &fast_options(),
+        &|_| {},
+        &cancel,
+    )
+    .await
+    .unwrap();
     drop(source);
 
     let probe = Probe::new(registry);
@@ -83,19 +96,47 @@ async fn engine_image_pushed_then_from_cache() {
     let manifest: Value = serde_json::from_slice(&stored.bytes).unwrap();
     assert_eq!(stored.media_type, DOCKER_MANIFEST_V2);
     assert_eq!(stored.digest, first.digest);
-    assert_eq!(manifest["config"]["digest"], image_id.as_str(), "config digest is the image id");
+    assert_eq!(
+        manifest["config"]["digest"],
+        image_id.as_str(),
+        "config digest is the image id"
+    );
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2);
-    let first_layer = probe.blob("shop/api", layers[0]["digest"].as_str().unwrap()).await.unwrap();
-    let second_layer = probe.blob("shop/api", layers[1]["digest"].as_str().unwrap()).await.unwrap();
-    assert!(layer_files(&gunzip(&first_layer)).iter().any(|name| name.ends_with("notes.txt")));
-    assert!(layer_files(&gunzip(&second_layer)).iter().any(|name| name.ends_with("tool")));
+    let first_layer = probe
+        .blob("shop/api", layers[0]["digest"].as_str().unwrap())
+        .await
+        .unwrap();
+    let second_layer = probe
+        .blob("shop/api", layers[1]["digest"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        layer_files(&gunzip(&first_layer))
+            .iter()
+            .any(|name| name.ends_with("notes.txt"))
+    );
+    assert!(
+        layer_files(&gunzip(&second_layer))
+            .iter()
+            .any(|name| name.ends_with("tool"))
+    );
     assert_eq!(first.blobs_uploaded, 3);
     let spooled: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
-        .filter(|entry| entry.as_ref().unwrap().file_name().to_string_lossy().starts_with("ecr-compose-export-"))
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("ecr-compose-export-")
+        })
         .collect();
-    assert!(spooled.is_empty(), "the export copy is deleted with the source");
+    assert!(
+        spooled.is_empty(),
+        "the export copy is deleted with the source"
+    );
 
     // A folder that does not exist makes any export fail, so this push
     // proves that the cache alone planned it.
@@ -104,23 +145,42 @@ async fn engine_image_pushed_then_from_cache() {
         spool_dir: Some(dir.path().join("missing")),
     };
     let source = source::open_with(&spec, &no_export, &cancel).await.unwrap();
-    let again = push(source.as_ref(), &target(registry, &registry.host, "shop/api", Some("3")), &fast_options(), &|_| {}, &cancel)
-        .await
-        .unwrap();
+    let again = push(
+        source.as_ref(),
+        &target(registry, &registry.host, "shop/api", Some("3")),
+        &fast_options(),
+        &|_| {},
+        &cancel,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.digest, first.digest);
     assert_eq!(again.blobs_skipped, 3);
     assert_eq!(again.blobs_uploaded, 0);
 
-    let elsewhere = push(source.as_ref(), &target(registry, &registry.host, "shop/other", Some("3")), &fast_options(), &|_| {}, &cancel)
-        .await
-        .unwrap_err();
-    assert_eq!(elsewhere.error_id, "EngineExportSpoolFailed", "{}", elsewhere.message);
+    let elsewhere = push(
+        source.as_ref(),
+        &target(registry, &registry.host, "shop/other", Some("3")),
+        &fast_options(),
+        &|_| {},
+        &cancel,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        elsewhere.error_id, "EngineExportSpoolFailed",
+        "{}",
+        elsewhere.message
+    );
 
     let missing = SourceSpec::Engine {
         docker_host: Some(stand_ins.engine().host.clone()),
         image: "shop/absent:1".to_owned(),
     };
-    let error = source::open_with(&missing, &options, &cancel).await.err().unwrap();
+    let error = source::open_with(&missing, &options, &cancel)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(error.status, EcrStatus::NotFound);
     assert_eq!(error.error_id, "ImageNotFound");
 }

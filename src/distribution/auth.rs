@@ -79,7 +79,8 @@ fn parse_parameters(text: &str) -> HashMap<String, String> {
 
 /// Returns the `Authorization` value for HTTP Basic.
 pub fn basic_header(username: &str, password: &Secret) -> Secret {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()));
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(format!("{username}:{}", password.expose()));
     Secret::new(format!("Basic {encoded}"))
 }
 
@@ -115,7 +116,10 @@ mod tests {
 
     #[test]
     fn basic_challenge() {
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
     }
 
     #[test]
@@ -143,7 +147,8 @@ mod tests {
 
     #[test]
     fn token_prefers_token_field() {
-        let response: TokenResponse = serde_json::from_str(r#"{"token":"a","access_token":"b"}"#).unwrap();
+        let response: TokenResponse =
+            serde_json::from_str(r#"{"token":"a","access_token":"b"}"#).unwrap();
         assert_eq!(response.into_token().unwrap().expose(), "a");
     }
 }

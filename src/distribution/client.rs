@@ -5,15 +5,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use rustls::crypto::CryptoProvider;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::auth::{basic_header, bearer_header, parse_challenge, Challenge, TokenResponse};
+use super::auth::{Challenge, TokenResponse, basic_header, bearer_header, parse_challenge};
 use super::errors::RequestContext;
-use super::retry::{is_retryable_status, RetryPolicy};
+use super::retry::{RetryPolicy, is_retryable_status};
 use super::{CredentialRefresh, PushOptions, PushTarget};
 use crate::error::{EcrStatus, Error, Result};
 use crate::secret::Secret;
@@ -33,11 +33,16 @@ const MAX_AUTH_RETRIES: u32 = 2;
 /// addresses and `localhost`, with or without a port.
 pub fn is_loopback_host(host: &str) -> bool {
     let without_port = match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.ends_with(':') => name,
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
         _ => host,
     };
     let name = without_port.trim_start_matches('[').trim_end_matches(']');
-    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|address| address.is_loopback())
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 /// Behaviour of a request that is on the wire when the push is cancelled.
@@ -87,7 +92,11 @@ pub struct RegistryClient {
 impl RegistryClient {
     /// Builds the client and checks the registry with `GET /v2/`, which also
     /// finds out how it wants to be authenticated.
-    pub async fn connect(target: &PushTarget, options: &PushOptions, cancel: &CancellationToken) -> Result<Self> {
+    pub async fn connect(
+        target: &PushTarget,
+        options: &PushOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Self> {
         let endpoint = &target.endpoint;
         let context = RequestContext {
             host: endpoint.host.clone(),
@@ -104,7 +113,11 @@ impl RegistryClient {
         validate_repository(&target.repository)?;
 
         let client = RegistryClient {
-            http: build_http(endpoint.insecure, endpoint.ca_file.as_deref(), &endpoint.host)?,
+            http: build_http(
+                endpoint.insecure,
+                endpoint.ca_file.as_deref(),
+                &endpoint.host,
+            )?,
             base,
             context,
             username: endpoint.username.clone(),
@@ -125,7 +138,9 @@ impl RegistryClient {
 
         let url = client.url("v2/")?;
         let response = client
-            .send("Checking the registry", Interrupt::Immediate, &|http| http.get(url.clone()))
+            .send("Checking the registry", Interrupt::Immediate, &|http| {
+                http.get(url.clone())
+            })
             .await?;
         if response.status().is_success() {
             return Ok(client);
@@ -151,9 +166,11 @@ impl RegistryClient {
 
     /// Returns a URL on the registry.
     pub fn url(&self, path: &str) -> Result<Url> {
-        self.base
-            .join(path)
-            .map_err(|error| Error::internal(format!("Could not build the registry URL for {path}: {error}.")))
+        self.base.join(path).map_err(|error| {
+            Error::internal(format!(
+                "Could not build the registry URL for {path}: {error}."
+            ))
+        })
     }
 
     /// Returns `/v2/<repository>/<suffix>` on the registry.
@@ -296,7 +313,10 @@ impl RegistryClient {
 
     /// Returns the `Authorization` value to send and the credentials' generation.
     fn authorization(&self) -> (Option<Secret>, u64) {
-        let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let header = match &state.scheme {
             Scheme::Anonymous => None,
             Scheme::Basic => Some(basic_header(&self.username, &state.password)),
@@ -318,24 +338,37 @@ impl RegistryClient {
         let _gate = self.refresh_gate.lock().await;
 
         let (scheme, password, current, reauth_used) = {
-            let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            (state.scheme.clone(), state.password.clone(), state.generation, state.reauth_used)
+            let state = self
+                .state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (
+                state.scheme.clone(),
+                state.password.clone(),
+                state.generation,
+                state.reauth_used,
+            )
         };
         if current != generation {
             return Ok(true);
         }
 
         let switch = match (&challenge, &scheme) {
-            (Some(Challenge::Basic), Scheme::Basic) | (Some(Challenge::Bearer { .. }), Scheme::Bearer { .. }) => None,
+            (Some(Challenge::Basic), Scheme::Basic)
+            | (Some(Challenge::Bearer { .. }), Scheme::Bearer { .. }) => None,
             (Some(challenge), _) => Some(challenge.clone()),
             (None, _) => None,
         };
         if let Some(challenge) = switch {
             let new_scheme = match challenge {
-                Challenge::Basic if self.username.is_empty() && password.is_empty() => return Ok(false),
+                Challenge::Basic if self.username.is_empty() && password.is_empty() => {
+                    return Ok(false);
+                }
                 Challenge::Basic => Scheme::Basic,
                 Challenge::Bearer { realm, service } => {
-                    let token = self.fetch_token(&realm, service.as_deref(), &password).await?;
+                    let token = self
+                        .fetch_token(&realm, service.as_deref(), &password)
+                        .await?;
                     Scheme::Bearer {
                         realm,
                         service,
@@ -348,10 +381,17 @@ impl RegistryClient {
             return Ok(true);
         }
 
-        if let Scheme::Bearer { realm, service, fetched_at, .. } = &scheme
+        if let Scheme::Bearer {
+            realm,
+            service,
+            fetched_at,
+            ..
+        } = &scheme
             && fetched_at.is_none_or(|at| at.elapsed() >= TOKEN_MIN_AGE)
         {
-            let token = self.fetch_token(realm, service.as_deref(), &password).await?;
+            let token = self
+                .fetch_token(realm, service.as_deref(), &password)
+                .await?;
             let (realm, service) = (realm.clone(), service.clone());
             self.update_state(|state| {
                 state.scheme = Scheme::Bearer {
@@ -372,7 +412,9 @@ impl RegistryClient {
         let password = hook.refresh().await?;
         let scheme = match scheme {
             Scheme::Bearer { realm, service, .. } => {
-                let token = self.fetch_token(&realm, service.as_deref(), &password).await?;
+                let token = self
+                    .fetch_token(&realm, service.as_deref(), &password)
+                    .await?;
                 Scheme::Bearer {
                     realm,
                     service,
@@ -391,25 +433,40 @@ impl RegistryClient {
 
     /// Applies a change to the authentication state and bumps its generation.
     fn update_state(&self, change: impl FnOnce(&mut AuthState)) {
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         change(&mut state);
         state.generation += 1;
     }
 
     /// Gets a bearer token for pull and push on the repository.
-    async fn fetch_token(&self, realm: &str, service: Option<&str>, password: &Secret) -> Result<Secret> {
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        password: &Secret,
+    ) -> Result<Secret> {
         let operation = "Getting a registry token";
         let mut url = Url::parse(realm).map_err(|_| {
-            self.protocol_error(operation, &format!("the token realm '{realm}' is not a valid URL"))
+            self.protocol_error(
+                operation,
+                &format!("the token realm '{realm}' is not a valid URL"),
+            )
         })?;
         {
             let mut query = url.query_pairs_mut();
             if let Some(service) = service {
                 query.append_pair("service", service);
             }
-            query.append_pair("scope", &format!("repository:{}:pull,push", self.context.repository));
+            query.append_pair(
+                "scope",
+                &format!("repository:{}:pull,push", self.context.repository),
+            );
         }
-        let credentials = (!self.username.is_empty()).then(|| basic_header(&self.username, password));
+        let credentials =
+            (!self.username.is_empty()).then(|| basic_header(&self.username, password));
 
         let mut retry = 0;
         let response = loop {
@@ -421,8 +478,11 @@ impl RegistryClient {
                 request = request.header(AUTHORIZATION, value);
             }
             match self.send_once(request, Interrupt::Immediate).await? {
-                Ok(response) if is_retryable_status(response.status()) && retry < self.retry.max_retries => {
-                    self.sleep(self.retry.delay_after(retry, response.headers())).await?;
+                Ok(response)
+                    if is_retryable_status(response.status()) && retry < self.retry.max_retries =>
+                {
+                    self.sleep(self.retry.delay_after(retry, response.headers()))
+                        .await?;
                 }
                 Ok(response) => break response,
                 Err(error) if retry < self.retry.max_retries => {
@@ -450,9 +510,9 @@ impl RegistryClient {
 fn validate_repository(repository: &str) -> Result<()> {
     let component_ok = |component: &str| {
         !component.is_empty()
-            && component
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+            && component.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
             && component.as_bytes()[0].is_ascii_alphanumeric()
             && component.as_bytes()[component.len() - 1].is_ascii_alphanumeric()
     };
@@ -500,7 +560,10 @@ fn plain_tls_config(provider: Arc<CryptoProvider>) -> Result<rustls::ClientConfi
     Ok(config)
 }
 
-fn verified_tls_config(provider: Arc<CryptoProvider>, ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
+fn verified_tls_config(
+    provider: Arc<CryptoProvider>,
+    ca_file: Option<&Path>,
+) -> Result<rustls::ClientConfig> {
     let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match ca_file {
         Some(path) => {
             let roots = read_ca_file(path)?;
@@ -522,7 +585,9 @@ fn verified_tls_config(provider: Arc<CryptoProvider>, ca_file: Option<&Path>) ->
 }
 
 /// Returns the verifier with the system's roots, loaded once per process.
-fn system_verifier(provider: Arc<CryptoProvider>) -> Result<Arc<dyn rustls::client::danger::ServerCertVerifier>> {
+fn system_verifier(
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn rustls::client::danger::ServerCertVerifier>> {
     static VERIFIER: OnceLock<Arc<rustls_platform_verifier::Verifier>> = OnceLock::new();
     if let Some(verifier) = VERIFIER.get() {
         return Ok(verifier.clone());
@@ -538,14 +603,20 @@ fn read_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'st
         .map_err(|error| {
             Error::not_found(
                 "CaFileNotFound",
-                format!("Could not read the CA file {}: {error}. Pass a PEM file that exists.", path.display()),
+                format!(
+                    "Could not read the CA file {}: {error}. Pass a PEM file that exists.",
+                    path.display()
+                ),
             )
         })?
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| {
             Error::invalid(
                 "InvalidCaFile",
-                format!("The CA file {} is not a valid PEM certificate file.", path.display()),
+                format!(
+                    "The CA file {} is not a valid PEM certificate file.",
+                    path.display()
+                ),
             )
         })?;
     if certificates.is_empty() {
@@ -561,7 +632,9 @@ fn tls_error(error: rustls::Error) -> Error {
     Error::new(
         EcrStatus::Network,
         "TlsSetupFailed",
-        format!("Could not set up TLS: {error}. Check the system's CA certificates or pass a CA file."),
+        format!(
+            "Could not set up TLS: {error}. Check the system's CA certificates or pass a CA file."
+        ),
     )
 }
 
@@ -579,7 +652,9 @@ mod tests {
 
     #[test]
     fn remote_hosts_are_not_loopback() {
-        assert!(!is_loopback_host("123456789012.dkr.ecr.us-east-1.amazonaws.com"));
+        assert!(!is_loopback_host(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+        ));
         assert!(!is_loopback_host("10.0.0.1:5000"));
     }
 

@@ -69,7 +69,8 @@ impl RequestContext {
         }
         message.push_str(". ");
         message.push_str(advice);
-        let error = Error::new(ecr_status, error_id, message).with_target(format!("{}/{}", self.host, self.repository));
+        let error = Error::new(ecr_status, error_id, message)
+            .with_target(format!("{}/{}", self.host, self.repository));
         match code {
             Some(code) => error.with_service_code(code),
             None => error,
@@ -81,7 +82,11 @@ impl RequestContext {
         let (status, error_id, problem) = if error.is_timeout() {
             (EcrStatus::Timeout, "RegistryTimeout", "timed out")
         } else {
-            (EcrStatus::Network, "RegistryConnectionFailed", "could not reach the registry")
+            (
+                EcrStatus::Network,
+                "RegistryConnectionFailed",
+                "could not reach the registry",
+            )
         };
         let cause = describe_transport(error);
         Error::new(
@@ -101,7 +106,9 @@ impl RequestContext {
 fn describe_transport(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     if let Some(url) = error.url() {
-        text = text.replace(&format!(" for url ({url})"), "").replace(url.as_str(), "<url>");
+        text = text
+            .replace(&format!(" for url ({url})"), "")
+            .replace(url.as_str(), "<url>");
     }
     let mut parts = vec![text];
     let mut source = std::error::Error::source(error);
@@ -199,7 +206,8 @@ mod tests {
 
     #[test]
     fn parse_body_reads_first_code() {
-        let body = br#"{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"blob upload invalid"}]}"#;
+        let body =
+            br#"{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"blob upload invalid"}]}"#;
         let (code, message) = parse_error_body(body);
         assert_eq!(code.as_deref(), Some("BLOB_UPLOAD_INVALID"));
         assert_eq!(message.as_deref(), Some("blob upload invalid"));
@@ -227,14 +235,23 @@ mod tests {
 
     #[test]
     fn forbidden_maps_to_denied() {
-        let error = context().error_for_status("Pushing", StatusCode::FORBIDDEN, Some("DENIED".to_owned()), None);
+        let error = context().error_for_status(
+            "Pushing",
+            StatusCode::FORBIDDEN,
+            Some("DENIED".to_owned()),
+            None,
+        );
         assert_eq!(error.status, EcrStatus::Denied);
     }
 
     #[test]
     fn name_unknown_maps_to_repository_not_found() {
-        let error =
-            context().error_for_status("Pushing", StatusCode::NOT_FOUND, Some("NAME_UNKNOWN".to_owned()), None);
+        let error = context().error_for_status(
+            "Pushing",
+            StatusCode::NOT_FOUND,
+            Some("NAME_UNKNOWN".to_owned()),
+            None,
+        );
         assert_eq!(error.error_id, "RepositoryNotFound");
     }
 }

@@ -143,7 +143,13 @@ impl fmt::Debug for PushOptions {
             .field("chunk_size", &self.chunk_size)
             .field("max_retries", &self.max_retries)
             .field("retry_base_delay", &self.retry_base_delay)
-            .field("upload_slots", &self.upload_slots.as_ref().map(|slots| slots.available_permits()))
+            .field(
+                "upload_slots",
+                &self
+                    .upload_slots
+                    .as_ref()
+                    .map(|slots| slots.available_permits()),
+            )
             .field("reauth", &self.reauth.is_some())
             .finish()
     }

@@ -91,7 +91,10 @@ impl<'a> ProgressTracker<'a> {
     /// Calls the callback, unless the last report was less than 100 ms ago;
     /// `force` reports anyway.
     pub fn report(&self, status: &str, force: bool) {
-        let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let due = last.is_none_or(|at| at.elapsed() >= REPORT_INTERVAL);
         if !force && !due {
             return;

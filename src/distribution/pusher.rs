@@ -9,11 +9,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Interrupt, RegistryClient};
 use super::progress::ProgressTracker;
-use super::upload::{manifest_exists, push_blob, put_manifest, BlobContext, StoredBlob};
-use super::{Progress, PushOptions, PushOutcome, PushTarget, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use super::upload::{BlobContext, StoredBlob, manifest_exists, push_blob, put_manifest};
+use super::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Progress, PushOptions, PushOutcome, PushTarget};
 use crate::error::{Error, Result};
 use crate::source::digest::sha256_digest;
-use crate::source::manifest::{docker_manifest_bytes, Descriptor};
+use crate::source::manifest::{Descriptor, docker_manifest_bytes};
 use crate::source::{ImagePlan, ImageSource, ManifestBody};
 
 /// Time the top manifest's request gets to finish after a cancellation.
@@ -38,7 +38,10 @@ pub async fn push_image(
         let client = RegistryClient::connect(target, options, cancel).await?;
         let plan = source.plan(cancel).await?;
         if plan.manifests.is_empty() {
-            return Err(Error::internal(format!("The source {} planned no manifest.", source.name())));
+            return Err(Error::internal(format!(
+                "The source {} planned no manifest.",
+                source.name()
+            )));
         }
         let estimated: u64 = plan.blobs.iter().map(|blob| blob.estimated_size).sum();
         tracker.set_totals(plan.blobs.len() as u32, estimated);
@@ -129,14 +132,28 @@ async fn push_manifests(
         let digest = sha256_digest(&bytes);
         if position < last {
             if !manifest_exists(client, &digest, &manifest.media_type).await? {
-                put_manifest(client, &digest, &manifest.media_type, bytes, Interrupt::Immediate).await?;
+                put_manifest(
+                    client,
+                    &digest,
+                    &manifest.media_type,
+                    bytes,
+                    Interrupt::Immediate,
+                )
+                .await?;
             }
             continue;
         }
 
         let reference = target.tag.clone().unwrap_or_else(|| digest.clone());
         let size = bytes.len() as u64;
-        let returned = put_manifest(client, &reference, &manifest.media_type, bytes, Interrupt::Grace(COMMIT_GRACE)).await?;
+        let returned = put_manifest(
+            client,
+            &reference,
+            &manifest.media_type,
+            bytes,
+            Interrupt::Grace(COMMIT_GRACE),
+        )
+        .await?;
         if let Some(returned) = &returned
             && *returned != digest
         {
@@ -217,7 +234,9 @@ mod tests {
     ) -> Vec<BoxFuture<'a, Result<PushOutcome>>> {
         targets
             .iter()
-            .map(|target| Box::pin(push_image(source, target, options, &|_| {}, cancel)) as BoxFuture<'_, _>)
+            .map(|target| {
+                Box::pin(push_image(source, target, options, &|_| {}, cancel)) as BoxFuture<'_, _>
+            })
             .collect()
     }
 

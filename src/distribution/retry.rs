@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 /// Maximum wait between two attempts.
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -22,7 +22,9 @@ impl RetryPolicy {
     /// `base * 2^retry`, capped at [`MAX_DELAY`], then scaled by a random
     /// factor in [0.5, 1] so that parallel uploads do not retry in step.
     pub fn delay(&self, retry: u32) -> Duration {
-        let exponential = self.base_delay.saturating_mul(2u32.saturating_pow(retry.min(16)));
+        let exponential = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(retry.min(16)));
         let capped = exponential.min(MAX_DELAY);
         capped.mul_f64(rand::random_range(0.5..=1.0))
     }

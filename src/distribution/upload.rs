@@ -6,14 +6,14 @@
 //! single `PUT`. A larger one is sent with one `PATCH` per part, each with
 //! its `Content-Range`, then an empty `PUT ?digest=`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
+use futures_util::stream::BoxStream;
 use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -21,7 +21,7 @@ use url::Url;
 use super::client::{Interrupt, RegistryClient};
 use super::progress::ProgressTracker;
 use crate::error::{EcrStatus, Error, Result};
-use crate::source::digest::{short_digest, StreamDigest};
+use crate::source::digest::{StreamDigest, short_digest};
 use crate::source::{DigestOrigin, ImageSource, PlannedBlob};
 
 /// Bytes handed to the HTTP stack at a time, which is how finely progress moves.
@@ -217,7 +217,10 @@ pub async fn push_blob(context: &BlobContext<'_>, blob: &PlannedBlob) -> Result<
         }
     };
 
-    context.source.blob_stored(blob, &stored.digest, stored.size).await?;
+    context
+        .source
+        .blob_stored(blob, &stored.digest, stored.size)
+        .await?;
     // The bytes counted while sending are replaced by the blob's size.
     counters.restart_blob();
     if uploaded {
@@ -251,8 +254,17 @@ async fn upload_attempt(
 
     let first = parts.next_part().await?;
     if first.len() < context.chunk_size {
-        let stored = check_content(context.source.name(), blob, reader.size, &parts.digest, &label)?;
-        let already_checked = blob.digest.as_ref().is_some_and(|(digest, _)| *digest == stored.digest);
+        let stored = check_content(
+            context.source.name(),
+            blob,
+            reader.size,
+            &parts.digest,
+            &label,
+        )?;
+        let already_checked = blob
+            .digest
+            .as_ref()
+            .is_some_and(|(digest, _)| *digest == stored.digest);
         if !already_checked && let Some(size) = blob_size(client, &stored.digest).await? {
             return Ok((StoredBlob { size, ..stored }, false));
         }
@@ -277,8 +289,22 @@ async fn upload_attempt(
         }
         part = next;
     }
-    let stored = check_content(context.source.name(), blob, reader.size, &parts.digest, &label)?;
-    finish_upload(client, &location, &stored.digest, Bytes::new(), counters, &label).await?;
+    let stored = check_content(
+        context.source.name(),
+        blob,
+        reader.size,
+        &parts.digest,
+        &label,
+    )?;
+    finish_upload(
+        client,
+        &location,
+        &stored.digest,
+        Bytes::new(),
+        counters,
+        &label,
+    )
+    .await?;
     Ok((stored, true))
 }
 
@@ -293,7 +319,9 @@ fn check_content(
     let actual = digest.finish();
     let size = digest.length();
     let expected_size = reader_size.or(blob.size.filter(|_| blob.exact_digest().is_some()));
-    let digest_differs = blob.exact_digest().is_some_and(|expected| expected != actual);
+    let digest_differs = blob
+        .exact_digest()
+        .is_some_and(|expected| expected != actual);
     if digest_differs || expected_size.is_some_and(|expected| expected != size) {
         return Err(Error::new(
             EcrStatus::InvalidRequest,
@@ -305,7 +333,10 @@ fn check_content(
         )
         .with_target(blob.key.clone()));
     }
-    Ok(StoredBlob { digest: actual, size })
+    Ok(StoredBlob {
+        digest: actual,
+        size,
+    })
 }
 
 /// Asks the registry for a blob; returns its size when it has it.
@@ -313,7 +344,9 @@ pub async fn blob_size(client: &RegistryClient, digest: &str) -> Result<Option<u
     let operation = format!("Checking blob {}", short_digest(digest));
     let url = client.repository_url(&format!("blobs/{digest}"))?;
     let response = client
-        .send(&operation, Interrupt::Immediate, &|http| http.head(url.clone()))
+        .send(&operation, Interrupt::Immediate, &|http| {
+            http.head(url.clone())
+        })
         .await?;
     match response.status() {
         // `Response::content_length` is the body's length, which is 0 for a
@@ -322,7 +355,10 @@ pub async fn blob_size(client: &RegistryClient, digest: &str) -> Result<Option<u
             let size = header_u64(&response, CONTENT_LENGTH);
             match size {
                 Some(size) => Ok(Some(size)),
-                None => Err(client.protocol_error(&operation, "the response has no valid Content-Length")),
+                None => {
+                    Err(client
+                        .protocol_error(&operation, "the response has no valid Content-Length"))
+                }
             }
         }
         StatusCode::NOT_FOUND => Ok(None),
@@ -401,7 +437,10 @@ async fn finish_upload(
         })
         .await?;
     let status = response.status();
-    if status == StatusCode::CREATED || status == StatusCode::NO_CONTENT || status == StatusCode::ACCEPTED {
+    if status == StatusCode::CREATED
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::ACCEPTED
+    {
         return Ok(());
     }
     let error = client.status_error(&operation, response).await;
@@ -428,12 +467,17 @@ fn classify_upload_error(status: StatusCode, error: Error) -> AttemptError {
 }
 
 /// True when the registry has a manifest with this digest.
-pub async fn manifest_exists(client: &RegistryClient, digest: &str, media_type: &str) -> Result<bool> {
+pub async fn manifest_exists(
+    client: &RegistryClient,
+    digest: &str,
+    media_type: &str,
+) -> Result<bool> {
     let operation = format!("Checking manifest {}", short_digest(digest));
     let url = client.repository_url(&format!("manifests/{digest}"))?;
     let response = client
         .send(&operation, Interrupt::Immediate, &|http| {
-            http.head(url.clone()).header(reqwest::header::ACCEPT, media_type)
+            http.head(url.clone())
+                .header(reqwest::header::ACCEPT, media_type)
         })
         .await?;
     match response.status() {
@@ -478,7 +522,10 @@ mod tests {
     use super::*;
 
     fn reader(pieces: Vec<&'static [u8]>, part_size: usize) -> PartReader {
-        let items: Vec<Result<Bytes>> = pieces.into_iter().map(|piece| Ok(Bytes::from_static(piece))).collect();
+        let items: Vec<Result<Bytes>> = pieces
+            .into_iter()
+            .map(|piece| Ok(Bytes::from_static(piece)))
+            .collect();
         PartReader {
             stream: Box::pin(stream::iter(items)),
             leftover: None,
@@ -508,7 +555,10 @@ mod tests {
     async fn digest_covers_all_parts() {
         let mut parts = reader(vec![b"abc", b"defgh", b"ij"], 4);
         while !parts.next_part().await.unwrap().is_empty() {}
-        assert_eq!(parts.digest.finish(), crate::source::digest::sha256_digest(b"abcdefghij"));
+        assert_eq!(
+            parts.digest.finish(),
+            crate::source::digest::sha256_digest(b"abcdefghij")
+        );
     }
 
     #[test]

@@ -19,11 +19,11 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::DigestCache;
-use super::compress::{gzip_layer, UncompressedLayer};
+use super::compress::{UncompressedLayer, gzip_layer};
 use super::digest::{parse_digest, sha256_digest};
 use super::{
-    file_error, read_file_range, BlobReader, DigestOrigin, ImagePlan, ImageSource, ManifestBody,
-    PlannedBlob, PlannedManifest, DOCKER_IMAGE_CONFIG, DOCKER_LAYER_GZIP,
+    BlobReader, DOCKER_IMAGE_CONFIG, DOCKER_LAYER_GZIP, DigestOrigin, ImagePlan, ImageSource,
+    ManifestBody, PlannedBlob, PlannedManifest, file_error, read_file_range,
 };
 use crate::error::{EcrStatus, Error, Result};
 
@@ -90,10 +90,12 @@ impl TarIndex {
             .map_err(|error| archive_error(path, &format!("it is not a tar file ({error})")))?;
         let mut items = HashMap::new();
         for entry in entries {
-            let entry = entry.map_err(|error| archive_error(path, &format!("it is not a valid tar file ({error})")))?;
-            let name = entry
-                .path()
-                .map_err(|error| archive_error(path, &format!("an entry has an invalid name ({error})")))?;
+            let entry = entry.map_err(|error| {
+                archive_error(path, &format!("it is not a valid tar file ({error})"))
+            })?;
+            let name = entry.path().map_err(|error| {
+                archive_error(path, &format!("an entry has an invalid name ({error})"))
+            })?;
             let name = normalize(&name.to_string_lossy());
             let link = || {
                 entry
@@ -186,19 +188,27 @@ impl ArchiveSource {
             Some(image) => format!("{image} in {}", path.display()),
             None => path.display().to_string(),
         };
-        tokio::task::spawn_blocking(move || Self::open_blocking(path, image.as_deref(), cache, name, None))
-            .await
-            .map_err(|error| Error::internal(format!("Reading the archive stopped: {error}.")))?
+        tokio::task::spawn_blocking(move || {
+            Self::open_blocking(path, image.as_deref(), cache, name, None)
+        })
+        .await
+        .map_err(|error| Error::internal(format!("Reading the archive stopped: {error}.")))?
     }
 
     /// Opens a spooled engine export of one image; the file is deleted with
     /// the source.
-    pub(crate) async fn open_spooled(spool: tempfile::TempPath, cache: DigestCache, name: String) -> Result<Self> {
+    pub(crate) async fn open_spooled(
+        spool: tempfile::TempPath,
+        cache: DigestCache,
+        name: String,
+    ) -> Result<Self> {
         let path = spool.to_path_buf();
         let spool = Arc::new(spool);
-        tokio::task::spawn_blocking(move || Self::open_blocking(path, None, cache, name, Some(spool)))
-            .await
-            .map_err(|error| Error::internal(format!("Reading the engine export stopped: {error}.")))?
+        tokio::task::spawn_blocking(move || {
+            Self::open_blocking(path, None, cache, name, Some(spool))
+        })
+        .await
+        .map_err(|error| Error::internal(format!("Reading the engine export stopped: {error}.")))?
     }
 
     fn open_blocking(
@@ -216,10 +226,15 @@ impl ArchiveSource {
             return Err(archive_error(&path, "its manifest.json is too large"));
         }
         let manifest = read_span(&path, manifest_span)?;
-        let images: Vec<ArchiveImage> = serde_json::from_slice(&manifest)
-            .map_err(|error| archive_error(&path, &format!("its manifest.json is invalid ({error})")))?;
+        let images: Vec<ArchiveImage> = serde_json::from_slice(&manifest).map_err(|error| {
+            archive_error(&path, &format!("its manifest.json is invalid ({error})"))
+        })?;
         let selected = select_image(&path, &images, image)?;
-        if selected.layer_sources.as_ref().is_some_and(|sources| !sources.is_empty()) {
+        if selected
+            .layer_sources
+            .as_ref()
+            .is_some_and(|sources| !sources.is_empty())
+        {
             return Err(Error::invalid(
                 "ForeignLayersUnsupported",
                 format!(
@@ -229,16 +244,25 @@ impl ArchiveSource {
             ));
         }
 
-        let config_span = index
-            .resolve(&selected.config)
-            .ok_or_else(|| archive_error(&path, &format!("it lacks the config file {}", selected.config)))?;
+        let config_span = index.resolve(&selected.config).ok_or_else(|| {
+            archive_error(
+                &path,
+                &format!("it lacks the config file {}", selected.config),
+            )
+        })?;
         if config_span.length > MAX_CONFIG_SIZE {
-            return Err(archive_error(&path, &format!("the config file {} is too large", selected.config)));
+            return Err(archive_error(
+                &path,
+                &format!("the config file {} is too large", selected.config),
+            ));
         }
         let config_bytes = read_span(&path, config_span)?;
         let config_digest = sha256_digest(&config_bytes);
         let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|error| {
-            archive_error(&path, &format!("the config file {} is invalid ({error})", selected.config))
+            archive_error(
+                &path,
+                &format!("the config file {} is invalid ({error})", selected.config),
+            )
         })?;
         if config.rootfs.diff_ids.len() != selected.layers.len() {
             return Err(archive_error(
@@ -254,9 +278,9 @@ impl ArchiveSource {
         let mut layers = Vec::with_capacity(selected.layers.len());
         for (layer_path, diff_id) in selected.layers.iter().zip(&config.rootfs.diff_ids) {
             parse_digest(diff_id)?;
-            let span = index
-                .resolve(layer_path)
-                .ok_or_else(|| archive_error(&path, &format!("it lacks the layer file {layer_path}")))?;
+            let span = index.resolve(layer_path).ok_or_else(|| {
+                archive_error(&path, &format!("it lacks the layer file {layer_path}"))
+            })?;
             let gzip_digest = match detect_compression(&path, span)? {
                 LayerCompression::None => None,
                 LayerCompression::Gzip => Some(digest_from_blob_path(layer_path)),
@@ -329,19 +353,28 @@ pub(crate) fn docker_image_plan(config: PlannedBlob, layers: Vec<PlannedBlob>) -
         blobs,
         manifests: vec![PlannedManifest {
             media_type: super::DOCKER_MANIFEST_V2.to_owned(),
-            body: ManifestBody::DockerV2 { config: 0, layers: order },
+            body: ManifestBody::DockerV2 {
+                config: 0,
+                layers: order,
+            },
             blobs: all,
         }],
     }
 }
 
 /// Plans an uncompressed layer: its digest comes from the cache, if there.
-pub(crate) fn planned_uncompressed_layer(cache: &DigestCache, diff_id: &str, length: u64) -> PlannedBlob {
+pub(crate) fn planned_uncompressed_layer(
+    cache: &DigestCache,
+    diff_id: &str,
+    length: u64,
+) -> PlannedBlob {
     let cached = cache.layer(diff_id);
     PlannedBlob {
         key: layer_key(diff_id),
         media_type: DOCKER_LAYER_GZIP.to_owned(),
-        digest: cached.as_ref().map(|entry| (entry.digest.clone(), DigestOrigin::Cached)),
+        digest: cached
+            .as_ref()
+            .map(|entry| (entry.digest.clone(), DigestOrigin::Cached)),
         size: cached.as_ref().map(|entry| entry.size),
         estimated_size: cached.map_or(length, |entry| entry.size),
         foreign: false,
@@ -381,12 +414,21 @@ impl ImageSource for ArchiveSource {
         Ok(docker_image_plan(config, layers))
     }
 
-    async fn open_blob(&self, blob: &PlannedBlob, cancel: &CancellationToken) -> Result<BlobReader> {
+    async fn open_blob(
+        &self,
+        blob: &PlannedBlob,
+        cancel: &CancellationToken,
+    ) -> Result<BlobReader> {
         if blob.key == self.config_digest {
-            return read_file_range(&self.path, self.config_span.offset, self.config_span.length).await;
+            return read_file_range(&self.path, self.config_span.offset, self.config_span.length)
+                .await;
         }
         let layer = self.layer(&blob.key).ok_or_else(|| {
-            Error::internal(format!("The archive {} has no blob {}.", self.path.display(), blob.key))
+            Error::internal(format!(
+                "The archive {} has no blob {}.",
+                self.path.display(),
+                blob.key
+            ))
         })?;
         match layer.gzip_digest {
             Some(_) => read_file_range(&self.path, layer.span.offset, layer.span.length).await,
@@ -412,13 +454,21 @@ impl ImageSource for ArchiveSource {
     }
 }
 
-fn select_image<'a>(path: &Path, images: &'a [ArchiveImage], requested: Option<&str>) -> Result<&'a ArchiveImage> {
+fn select_image<'a>(
+    path: &Path,
+    images: &'a [ArchiveImage],
+    requested: Option<&str>,
+) -> Result<&'a ArchiveImage> {
     let tags = || {
         let tags: Vec<&str> = images
             .iter()
             .flat_map(|image| image.repo_tags.iter().flatten().map(String::as_str))
             .collect();
-        if tags.is_empty() { "no tags".to_owned() } else { tags.join(", ") }
+        if tags.is_empty() {
+            "no tags".to_owned()
+        } else {
+            tags.join(", ")
+        }
     };
     if let [only] = images {
         let matches = requested.is_none_or(|requested| {
@@ -446,11 +496,21 @@ fn select_image<'a>(path: &Path, images: &'a [ArchiveImage], requested: Option<&
     };
     images
         .iter()
-        .find(|image| image.repo_tags.iter().flatten().any(|tag| same_tag(tag, requested)))
+        .find(|image| {
+            image
+                .repo_tags
+                .iter()
+                .flatten()
+                .any(|tag| same_tag(tag, requested))
+        })
         .ok_or_else(|| {
             Error::not_found(
                 "ArchiveImageNotFound",
-                format!("The archive {} has no image tagged '{requested}'. It contains: {}.", path.display(), tags()),
+                format!(
+                    "The archive {} has no image tagged '{requested}'. It contains: {}.",
+                    path.display(),
+                    tags()
+                ),
             )
             .with_target(requested.to_owned())
         })
@@ -512,7 +572,10 @@ fn archive_error(path: &Path, problem: &str) -> Error {
     Error::new(
         EcrStatus::InvalidRequest,
         "InvalidDockerArchive",
-        format!("The file {} is not a valid docker archive: {problem}.", path.display()),
+        format!(
+            "The file {} is not a valid docker archive: {problem}.",
+            path.display()
+        ),
     )
     .with_target(path.display().to_string())
 }
@@ -566,7 +629,10 @@ mod tests {
         assert_eq!(plan.blobs.len(), 2);
         assert_eq!(
             plan.manifests[0].body,
-            ManifestBody::DockerV2 { config: 0, layers: vec![1, 1] }
+            ManifestBody::DockerV2 {
+                config: 0,
+                layers: vec![1, 1]
+            }
         );
     }
 }

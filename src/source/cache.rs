@@ -152,7 +152,11 @@ impl DigestCache {
     }
 
     fn with_entries<T>(&self, read: impl FnOnce(&CacheFile) -> T) -> T {
-        let mut guard = self.inner.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self
+            .inner
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let entries = guard.get_or_insert_with(|| match &self.inner.dir {
             Some(dir) => load(&dir.join(CACHE_FILE)),
             None => CacheFile::default(),
@@ -163,7 +167,11 @@ impl DigestCache {
     async fn update(&self, change: impl Fn(&mut CacheFile) + Send + 'static) {
         self.with_entries(|_| ());
         {
-            let mut guard = self.inner.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut guard = self
+                .inner
+                .entries
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if let Some(entries) = guard.as_mut() {
                 change(entries);
             }
@@ -174,7 +182,10 @@ impl DigestCache {
         let inner = self.inner.clone();
         let written = tokio::task::spawn_blocking(move || {
             let merged = write_locked(&dir, &change)?;
-            let mut guard = inner.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut guard = inner
+                .entries
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             *guard = Some(merged);
             Ok::<(), std::io::Error>(())
         })
@@ -217,14 +228,20 @@ fn write_locked(dir: &Path, change: &dyn Fn(&mut CacheFile)) -> std::io::Result<
     let mut file = load(&path);
     file.version = CACHE_VERSION;
     change(&mut file);
-    prune(&mut file.layers, MAX_LAYER_ENTRIES, |entry| entry.recorded_at);
-    prune(&mut file.images, MAX_IMAGE_ENTRIES, |entry| entry.recorded_at);
+    prune(&mut file.layers, MAX_LAYER_ENTRIES, |entry| {
+        entry.recorded_at
+    });
+    prune(&mut file.images, MAX_IMAGE_ENTRIES, |entry| {
+        entry.recorded_at
+    });
 
     let mut temporary = tempfile::NamedTempFile::new_in(dir)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        temporary.as_file().set_permissions(fs::Permissions::from_mode(0o600))?;
+        temporary
+            .as_file()
+            .set_permissions(fs::Permissions::from_mode(0o600))?;
     }
     let json = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
     temporary.write_all(&json)?;
@@ -240,7 +257,10 @@ fn prune<T>(entries: &mut BTreeMap<String, T>, max: usize, recorded_at: impl Fn(
     if entries.len() <= max {
         return;
     }
-    let mut ages: Vec<(u64, String)> = entries.iter().map(|(key, entry)| (recorded_at(entry), key.clone())).collect();
+    let mut ages: Vec<(u64, String)> = entries
+        .iter()
+        .map(|(key, entry)| (recorded_at(entry), key.clone()))
+        .collect();
     ages.sort();
     let excess = entries.len() - max;
     for (_, key) in ages.into_iter().take(excess) {
@@ -317,7 +337,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = DigestCache::in_dir(dir.path());
         cache.record_image_config("sha256:id", 7).await;
-        let mode = fs::metadata(dir.path().join(CACHE_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(CACHE_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 

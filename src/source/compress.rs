@@ -9,8 +9,8 @@ use flate2::{Compression, GzBuilder};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::digest::{short_digest, StreamDigest};
-use super::{file_error, BlobReader};
+use super::digest::{StreamDigest, short_digest};
+use super::{BlobReader, file_error};
 use crate::error::{Error, Result};
 
 /// Gzip level: 6 is the default of Go's `compress/gzip`, which the docker
@@ -63,14 +63,17 @@ fn compress_into(
     cancel: &CancellationToken,
 ) -> Result<()> {
     let read_error = |error: std::io::Error| file_error(&layer.path, "read", &error);
-    let mut file = File::open(&layer.path).map_err(|error| file_error(&layer.path, "open", &error))?;
-    file.seek(SeekFrom::Start(layer.offset)).map_err(read_error)?;
+    let mut file =
+        File::open(&layer.path).map_err(|error| file_error(&layer.path, "open", &error))?;
+    file.seek(SeekFrom::Start(layer.offset))
+        .map_err(read_error)?;
     let mut input = file.take(layer.length);
 
     let mut uncompressed = StreamDigest::like(&layer.diff_id)?;
-    let mut encoder = GzBuilder::new()
-        .mtime(0)
-        .write(Vec::with_capacity(OUTPUT_CHUNK_SIZE * 2), Compression::new(GZIP_LEVEL));
+    let mut encoder = GzBuilder::new().mtime(0).write(
+        Vec::with_capacity(OUTPUT_CHUNK_SIZE * 2),
+        Compression::new(GZIP_LEVEL),
+    );
     let mut buffer = vec![0u8; INPUT_BUFFER_SIZE];
     loop {
         if cancel.is_cancelled() || sender.is_closed() {
@@ -94,7 +97,11 @@ fn compress_into(
     if uncompressed.length() != layer.length {
         return Err(corrupt_layer(
             layer,
-            &format!("it ends after {} of {} bytes", uncompressed.length(), layer.length),
+            &format!(
+                "it ends after {} of {} bytes",
+                uncompressed.length(),
+                layer.length
+            ),
         ));
     }
     let actual = uncompressed.finish();
@@ -158,9 +165,13 @@ mod tests {
     async fn gzip_round_trip() {
         let content = vec![7u8; 3 * INPUT_BUFFER_SIZE + 11];
         let (_file, layer) = layer_file(&content);
-        let compressed = collect(gzip_layer(layer, CancellationToken::new())).await.unwrap();
+        let compressed = collect(gzip_layer(layer, CancellationToken::new()))
+            .await
+            .unwrap();
         let mut decoded = Vec::new();
-        flate2::read::GzDecoder::new(&compressed[..]).read_to_end(&mut decoded).unwrap();
+        flate2::read::GzDecoder::new(&compressed[..])
+            .read_to_end(&mut decoded)
+            .unwrap();
         assert_eq!(decoded, content);
     }
 
@@ -169,8 +180,12 @@ mod tests {
         let content = b"same bytes, same output".repeat(1000);
         let (_file, layer) = layer_file(&content);
         let (_again, same_layer) = layer_file(&content);
-        let first = collect(gzip_layer(layer, CancellationToken::new())).await.unwrap();
-        let second = collect(gzip_layer(same_layer, CancellationToken::new())).await.unwrap();
+        let first = collect(gzip_layer(layer, CancellationToken::new()))
+            .await
+            .unwrap();
+        let second = collect(gzip_layer(same_layer, CancellationToken::new()))
+            .await
+            .unwrap();
         assert_eq!(first, second);
     }
 
@@ -178,7 +193,9 @@ mod tests {
     async fn gzip_rejects_wrong_diff_id() {
         let (_file, mut layer) = layer_file(b"content");
         layer.diff_id = sha256_digest(b"other");
-        let error = collect(gzip_layer(layer, CancellationToken::new())).await.unwrap_err();
+        let error = collect(gzip_layer(layer, CancellationToken::new()))
+            .await
+            .unwrap_err();
         assert_eq!(error.error_id, "LayerDigestMismatch");
     }
 
@@ -186,7 +203,9 @@ mod tests {
     async fn gzip_rejects_truncated_file() {
         let (_file, mut layer) = layer_file(b"content");
         layer.length += 10;
-        let error = collect(gzip_layer(layer, CancellationToken::new())).await.unwrap_err();
+        let error = collect(gzip_layer(layer, CancellationToken::new()))
+            .await
+            .unwrap_err();
         assert_eq!(error.error_id, "LayerDigestMismatch");
     }
 }

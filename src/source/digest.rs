@@ -24,7 +24,9 @@ pub fn parse_digest(digest: &str) -> Result<ParsedDigest<'_>> {
     let invalid = || {
         Error::invalid(
             "InvalidDigest",
-            format!("The digest '{digest}' is invalid: expected sha256:<64 hex digits> or sha512:<128 hex digits>."),
+            format!(
+                "The digest '{digest}' is invalid: expected sha256:<64 hex digits> or sha512:<128 hex digits>."
+            ),
         )
     };
     let (algorithm, hex) = digest.split_once(':').ok_or_else(invalid)?;
@@ -33,7 +35,9 @@ pub fn parse_digest(digest: &str) -> Result<ParsedDigest<'_>> {
         "sha512" => 128,
         _ => return Err(invalid()),
     };
-    let lowercase_hex = hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let lowercase_hex = hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if hex.len() != expected_len || !lowercase_hex {
         return Err(invalid());
     }
@@ -124,7 +128,9 @@ mod tests {
 
     #[test]
     fn parse_rejects_uppercase_hex() {
-        let digest = sha256_digest(b"x").to_uppercase().replace("SHA256", "sha256");
+        let digest = sha256_digest(b"x")
+            .to_uppercase()
+            .replace("SHA256", "sha256");
         assert!(parse_digest(&digest).is_err());
     }
 

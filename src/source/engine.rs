@@ -16,10 +16,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-use super::archive::{docker_image_plan, planned_uncompressed_layer, ArchiveSource};
+use super::archive::{ArchiveSource, docker_image_plan, planned_uncompressed_layer};
 use super::digest::parse_digest;
 use super::{
-    BlobReader, DigestOrigin, ImagePlan, ImageSource, PlannedBlob, SourceOptions, DOCKER_IMAGE_CONFIG,
+    BlobReader, DOCKER_IMAGE_CONFIG, DigestOrigin, ImagePlan, ImageSource, PlannedBlob,
+    SourceOptions,
 };
 use crate::error::{EcrStatus, Error, Result};
 
@@ -75,7 +76,10 @@ impl EngineSource {
             }
         })?;
         let image_id = inspect.id.unwrap_or_default();
-        let diff_ids = inspect.root_fs.and_then(|root_fs| root_fs.layers).unwrap_or_default();
+        let diff_ids = inspect
+            .root_fs
+            .and_then(|root_fs| root_fs.layers)
+            .unwrap_or_default();
 
         Ok(EngineSource {
             docker,
@@ -96,7 +100,8 @@ impl EngineSource {
             .get_or_try_init(|| async {
                 let spool = self.spool_export(cancel).await?;
                 let name = self.name.clone();
-                let archive = ArchiveSource::open_spooled(spool, self.options.cache.clone(), name).await?;
+                let archive =
+                    ArchiveSource::open_spooled(spool, self.options.cache.clone(), name).await?;
                 if archive.config_digest() == self.image_id {
                     self.options
                         .cache
@@ -111,7 +116,11 @@ impl EngineSource {
 
     /// Copies the image export into a temporary file.
     async fn spool_export(&self, cancel: &CancellationToken) -> Result<tempfile::TempPath> {
-        let folder: PathBuf = self.options.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let folder: PathBuf = self
+            .options
+            .spool_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
         let spool_error = |error: std::io::Error| {
             Error::new(
                 EcrStatus::InvalidRequest,
@@ -129,7 +138,8 @@ impl EngineSource {
             .tempfile_in(&folder)
             .map_err(spool_error)?;
         let (file, path) = temporary.into_parts();
-        let mut file = tokio::io::BufWriter::with_capacity(1024 * 1024, tokio::fs::File::from_std(file));
+        let mut file =
+            tokio::io::BufWriter::with_capacity(1024 * 1024, tokio::fs::File::from_std(file));
 
         let mut export = Box::pin(self.docker.export_image(&self.image));
         loop {
@@ -188,7 +198,11 @@ impl ImageSource for EngineSource {
         self.exported(cancel).await?.plan(cancel).await
     }
 
-    async fn open_blob(&self, blob: &PlannedBlob, cancel: &CancellationToken) -> Result<BlobReader> {
+    async fn open_blob(
+        &self,
+        blob: &PlannedBlob,
+        cancel: &CancellationToken,
+    ) -> Result<BlobReader> {
         self.exported(cancel).await?.open_blob(blob, cancel).await
     }
 
@@ -242,7 +256,10 @@ fn unsupported_host(host: &str) -> Error {
 fn is_not_found(error: &bollard::errors::Error) -> bool {
     matches!(
         error,
-        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
     )
 }
 
@@ -260,7 +277,10 @@ fn engine_error(host: &str, problem: &str, error: &bollard::errors::Error) -> Er
     .with_target(host.to_owned())
 }
 
-async fn cancellable<T>(cancel: &CancellationToken, future: impl std::future::Future<Output = T>) -> Result<T> {
+async fn cancellable<T>(
+    cancel: &CancellationToken,
+    future: impl std::future::Future<Output = T>,
+) -> Result<T> {
     tokio::select! {
         _ = cancel.cancelled() => Err(Error::cancelled()),
         value = future => Ok(value),

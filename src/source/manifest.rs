@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DOCKER_IMAGE_CONFIG, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST};
+use super::{
+    DOCKER_IMAGE_CONFIG, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST,
+};
 
 /// Largest manifest read from a source, in bytes. Registries reject larger
 /// ones (distribution and ECR both stop at 4 MiB).
@@ -66,7 +68,11 @@ pub fn manifest_media_type(descriptor: Option<&str>, document: &ManifestDocument
     if let Some(media_type) = descriptor.filter(|value| !value.is_empty()) {
         return media_type.to_owned();
     }
-    if let Some(media_type) = document.media_type.as_deref().filter(|value| !value.is_empty()) {
+    if let Some(media_type) = document
+        .media_type
+        .as_deref()
+        .filter(|value| !value.is_empty())
+    {
         return media_type.to_owned();
     }
     if document.manifests.is_some() {
@@ -142,6 +148,9 @@ mod tests {
     #[test]
     fn media_type_prefers_descriptor() {
         let manifest: ManifestDocument = serde_json::from_str(r#"{"mediaType":"x"}"#).unwrap();
-        assert_eq!(manifest_media_type(Some(DOCKER_MANIFEST_V2), &manifest), DOCKER_MANIFEST_V2);
+        assert_eq!(
+            manifest_media_type(Some(DOCKER_MANIFEST_V2), &manifest),
+            DOCKER_MANIFEST_V2
+        );
     }
 }

@@ -195,7 +195,8 @@ pub trait ImageSource: Send + Sync {
     /// Opens the bytes of a planned blob, compressed when the layer is
     /// stored uncompressed. The stream ends with an error when the content
     /// does not match the digest that the source expects.
-    async fn open_blob(&self, blob: &PlannedBlob, cancel: &CancellationToken) -> Result<BlobReader>;
+    async fn open_blob(&self, blob: &PlannedBlob, cancel: &CancellationToken)
+    -> Result<BlobReader>;
 
     /// Records the digest and size that a blob has at the registry. Sources
     /// that compress layers store them in their [`DigestCache`].
@@ -217,7 +218,8 @@ pub async fn open_with(
 ) -> Result<Box<dyn ImageSource>> {
     match spec {
         SourceSpec::Engine { docker_host, image } => {
-            let source = engine::EngineSource::open(docker_host.as_deref(), image, options, cancel).await?;
+            let source =
+                engine::EngineSource::open(docker_host.as_deref(), image, options, cancel).await?;
             Ok(Box::new(source))
         }
         SourceSpec::OciLayout { path, reference } => {
@@ -225,7 +227,8 @@ pub async fn open_with(
             Ok(Box::new(source))
         }
         SourceSpec::DockerArchive { path, image } => {
-            let source = archive::ArchiveSource::open(path, image.as_deref(), options.cache.clone()).await?;
+            let source =
+                archive::ArchiveSource::open(path, image.as_deref(), options.cache.clone()).await?;
             Ok(Box::new(source))
         }
     }
@@ -235,7 +238,11 @@ pub async fn open_with(
 const READ_BUFFER_SIZE: usize = 256 * 1024;
 
 /// Opens `length` bytes of a file, from `offset`, as a blob stream.
-pub(crate) async fn read_file_range(path: &std::path::Path, offset: u64, length: u64) -> Result<BlobReader> {
+pub(crate) async fn read_file_range(
+    path: &std::path::Path,
+    offset: u64,
+    length: u64,
+) -> Result<BlobReader> {
     use futures_util::TryStreamExt;
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -255,7 +262,11 @@ pub(crate) async fn read_file_range(path: &std::path::Path, offset: u64, length:
 }
 
 /// Maps an I/O error on a source file to an error that names the file.
-pub(crate) fn file_error(path: &std::path::Path, action: &str, error: &std::io::Error) -> crate::Error {
+pub(crate) fn file_error(
+    path: &std::path::Path,
+    action: &str,
+    error: &std::io::Error,
+) -> crate::Error {
     use crate::error::{EcrStatus, Error};
 
     let shown = path.display();

@@ -12,13 +12,13 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::digest::{parse_digest, short_digest, StreamDigest};
+use super::digest::{StreamDigest, parse_digest, short_digest};
 use super::manifest::{
-    is_index_media_type, manifest_media_type, Descriptor, ManifestDocument, MAX_MANIFEST_SIZE,
+    Descriptor, MAX_MANIFEST_SIZE, ManifestDocument, is_index_media_type, manifest_media_type,
 };
 use super::{
-    file_error, read_file_range, BlobReader, DigestOrigin, ImagePlan, ImageSource, ManifestBody,
-    PlannedBlob, PlannedManifest,
+    BlobReader, DigestOrigin, ImagePlan, ImageSource, ManifestBody, PlannedBlob, PlannedManifest,
+    file_error, read_file_range,
 };
 use crate::error::{Error, Result};
 
@@ -52,15 +52,22 @@ impl OciLayoutSource {
     /// Reads `oci-layout` and `index.json` and picks the manifest to push.
     pub async fn open(root: &Path, reference: Option<&str>) -> Result<Self> {
         let marker_path = root.join("oci-layout");
-        let marker = tokio::fs::read(&marker_path)
-            .await
-            .map_err(|error| layout_error(root, &format!("its oci-layout file could not be read ({error})")))?;
-        let marker: LayoutMarker = serde_json::from_slice(&marker)
-            .map_err(|error| layout_error(root, &format!("its oci-layout file is invalid ({error})")))?;
+        let marker = tokio::fs::read(&marker_path).await.map_err(|error| {
+            layout_error(
+                root,
+                &format!("its oci-layout file could not be read ({error})"),
+            )
+        })?;
+        let marker: LayoutMarker = serde_json::from_slice(&marker).map_err(|error| {
+            layout_error(root, &format!("its oci-layout file is invalid ({error})"))
+        })?;
         if !marker.image_layout_version.starts_with("1.") {
             return Err(layout_error(
                 root,
-                &format!("its layout version {} is not supported (expected 1.x)", marker.image_layout_version),
+                &format!(
+                    "its layout version {} is not supported (expected 1.x)",
+                    marker.image_layout_version
+                ),
             ));
         }
 
@@ -85,7 +92,11 @@ impl OciLayoutSource {
 
     fn blob_path(&self, digest: &str) -> Result<PathBuf> {
         let parsed = parse_digest(digest)?;
-        Ok(self.root.join("blobs").join(parsed.algorithm).join(parsed.hex))
+        Ok(self
+            .root
+            .join("blobs")
+            .join(parsed.algorithm)
+            .join(parsed.hex))
     }
 
     /// Reads a manifest blob, checking its size and digest.
@@ -108,7 +119,10 @@ impl OciLayoutSource {
         if digest.finish() != descriptor.digest || bytes.len() as u64 != descriptor.size {
             return Err(layout_error(
                 &self.root,
-                &format!("the blob {} does not match its digest or size", path.display()),
+                &format!(
+                    "the blob {} does not match its digest or size",
+                    path.display()
+                ),
             ));
         }
         Ok(Bytes::from(bytes))
@@ -124,7 +138,12 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    async fn add_manifest(&mut self, descriptor: &Descriptor, depth: usize, cancel: &CancellationToken) -> Result<()> {
+    async fn add_manifest(
+        &mut self,
+        descriptor: &Descriptor,
+        depth: usize,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
         if cancel.is_cancelled() {
             return Err(Error::cancelled());
         }
@@ -142,7 +161,10 @@ impl Planner<'_> {
         let document: ManifestDocument = serde_json::from_slice(&bytes).map_err(|error| {
             layout_error(
                 &self.source.root,
-                &format!("the manifest {} is not valid JSON ({error})", short_digest(&descriptor.digest)),
+                &format!(
+                    "the manifest {} is not valid JSON ({error})",
+                    short_digest(&descriptor.digest)
+                ),
             )
         })?;
         let media_type = manifest_media_type(descriptor.media_type.as_deref(), &document);
@@ -223,7 +245,11 @@ impl ImageSource for OciLayoutSource {
         Ok(planner.plan)
     }
 
-    async fn open_blob(&self, blob: &PlannedBlob, _cancel: &CancellationToken) -> Result<BlobReader> {
+    async fn open_blob(
+        &self,
+        blob: &PlannedBlob,
+        _cancel: &CancellationToken,
+    ) -> Result<BlobReader> {
         let path = self.blob_path(&blob.key)?;
         let metadata = tokio::fs::metadata(&path)
             .await
@@ -245,7 +271,11 @@ impl ImageSource for OciLayoutSource {
 }
 
 /// Picks the manifest of `index.json` that `reference` names.
-fn select_manifest(root: &Path, manifests: &[Descriptor], reference: Option<&str>) -> Result<Descriptor> {
+fn select_manifest(
+    root: &Path,
+    manifests: &[Descriptor],
+    reference: Option<&str>,
+) -> Result<Descriptor> {
     let names = || {
         let names: Vec<&str> = manifests
             .iter()
@@ -278,8 +308,14 @@ fn select_manifest(root: &Path, manifests: &[Descriptor], reference: Option<&str
 
     let found = manifests.iter().find(|descriptor| {
         descriptor.digest == reference
-            || descriptor.annotations.get(REF_NAME).is_some_and(|name| name == reference)
-            || descriptor.annotations.get(CONTAINERD_NAME).is_some_and(|name| name == reference)
+            || descriptor
+                .annotations
+                .get(REF_NAME)
+                .is_some_and(|name| name == reference)
+            || descriptor
+                .annotations
+                .get(CONTAINERD_NAME)
+                .is_some_and(|name| name == reference)
     });
     found.cloned().ok_or_else(|| {
         Error::not_found(
@@ -297,7 +333,10 @@ fn select_manifest(root: &Path, manifests: &[Descriptor], reference: Option<&str
 fn layout_error(root: &Path, problem: &str) -> Error {
     Error::invalid(
         "InvalidOciLayout",
-        format!("The folder {} is not a valid OCI image layout: {problem}.", root.display()),
+        format!(
+            "The folder {} is not a valid OCI image layout: {problem}.",
+            root.display()
+        ),
     )
     .with_target(root.display().to_string())
 }
@@ -314,7 +353,9 @@ mod tests {
             ..Descriptor::default()
         };
         if let Some(name) = name {
-            descriptor.annotations.insert(REF_NAME.to_owned(), name.to_owned());
+            descriptor
+                .annotations
+                .insert(REF_NAME.to_owned(), name.to_owned());
         }
         descriptor
     }

@@ -4,7 +4,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -26,7 +26,11 @@ pub fn text_bytes(len: usize) -> Vec<u8> {
     let mut text = Vec::with_capacity(len + 64);
     let mut line = 0u64;
     while text.len() < len {
-        writeln!(text, "line {line}: the quick brown fox jumps over the lazy dog").unwrap();
+        writeln!(
+            text,
+            "line {line}: the quick brown fox jumps over the lazy dog"
+        )
+        .unwrap();
         line += 1;
     }
     text.truncate(len);
@@ -89,7 +93,9 @@ impl OciLayout {
     pub fn create(dir: &Path) -> OciLayout {
         fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
         fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        OciLayout { dir: dir.to_path_buf() }
+        OciLayout {
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// Writes a blob and returns its descriptor.
@@ -114,7 +120,8 @@ impl OciLayout {
             "config": config,
             "layers": layer_descriptors,
         });
-        let mut descriptor = self.blob(OCI_MANIFEST, &serde_json::to_vec_pretty(&manifest).unwrap());
+        let mut descriptor =
+            self.blob(OCI_MANIFEST, &serde_json::to_vec_pretty(&manifest).unwrap());
         descriptor["platform"] = json!({ "architecture": architecture, "os": "linux" });
         descriptor
     }
@@ -122,7 +129,10 @@ impl OciLayout {
     /// Writes an image whose layers are stored as they are, uncompressed.
     pub fn raw_image(&self, layers: &[Vec<u8>]) -> Value {
         let config = self.blob(OCI_CONFIG, &image_config(layers, "amd64"));
-        let layer_descriptors: Vec<Value> = layers.iter().map(|layer| self.blob(OCI_LAYER, layer)).collect();
+        let layer_descriptors: Vec<Value> = layers
+            .iter()
+            .map(|layer| self.blob(OCI_LAYER, layer))
+            .collect();
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -135,7 +145,10 @@ impl OciLayout {
     /// Writes an attestation manifest (as BuildKit makes them) for `subject`.
     pub fn attestation(&self, subject: &Value) -> Value {
         let config = self.blob(OCI_CONFIG, br#"{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#);
-        let statement = format!(r#"{{"_type":"https://in-toto.io/Statement/v0.1","subject":"{}"}}"#, subject["digest"].as_str().unwrap());
+        let statement = format!(
+            r#"{{"_type":"https://in-toto.io/Statement/v0.1","subject":"{}"}}"#,
+            subject["digest"].as_str().unwrap()
+        );
         let mut layer = self.blob(IN_TOTO, statement.as_bytes());
         layer["annotations"] = json!({ "in-toto.io/predicate-type": "https://spdx.dev/Document" });
         let manifest = json!({
@@ -174,7 +187,11 @@ impl OciLayout {
             })
             .collect();
         let index = json!({ "schemaVersion": 2, "manifests": manifests });
-        fs::write(self.dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+        fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
     }
 }
 
@@ -215,7 +232,11 @@ pub fn docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>]) -> Vec<u8> {
     }
     append_file(&mut builder, &format!("{config_hex}.json"), &config);
     let manifest = json!([{ "Config": format!("{config_hex}.json"), "RepoTags": [tag], "Layers": layer_paths }]);
-    append_file(&mut builder, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    append_file(
+        &mut builder,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
     builder.into_inner().unwrap().flush().unwrap();
     config
 }

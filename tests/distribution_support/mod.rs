@@ -42,7 +42,11 @@ pub const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, appli
 /// (the registry itself or a proxy in front of it).
 pub fn target(registry: &Registry, host: &str, repository: &str, tag: Option<&str>) -> PushTarget {
     PushTarget {
-        endpoint: RegistryEndpoint::new(host, registry.username.clone(), Secret::new(registry.password.clone())),
+        endpoint: RegistryEndpoint::new(
+            host,
+            registry.username.clone(),
+            Secret::new(registry.password.clone()),
+        ),
         repository: repository.to_owned(),
         tag: tag.map(str::to_owned),
     }
@@ -64,15 +68,27 @@ pub struct ProgressLog {
 
 impl ProgressLog {
     pub fn record(&self, progress: Progress) {
-        self.reports.lock().unwrap().push((std::time::Instant::now(), progress));
+        self.reports
+            .lock()
+            .unwrap()
+            .push((std::time::Instant::now(), progress));
     }
 
     pub fn statuses(&self) -> Vec<String> {
-        self.reports.lock().unwrap().iter().map(|(_, report)| report.status.clone()).collect()
+        self.reports
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, report)| report.status.clone())
+            .collect()
     }
 
     pub fn last(&self) -> Option<Progress> {
-        self.reports.lock().unwrap().last().map(|(_, report)| report.clone())
+        self.reports
+            .lock()
+            .unwrap()
+            .last()
+            .map(|(_, report)| report.clone())
     }
 }
 
@@ -106,7 +122,10 @@ impl Probe {
     pub async fn manifest(&self, repository: &str, reference: &str) -> Option<StoredManifest> {
         let response = self
             .client
-            .get(format!("{}/v2/{repository}/manifests/{reference}", self.url))
+            .get(format!(
+                "{}/v2/{repository}/manifests/{reference}",
+                self.url
+            ))
             .basic_auth(&self.username, Some(&self.password))
             .header("Accept", MANIFEST_TYPES)
             .send()
@@ -115,7 +134,11 @@ impl Probe {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return None;
         }
-        assert_eq!(response.status(), reqwest::StatusCode::OK, "GET manifest {repository}:{reference}");
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::OK,
+            "GET manifest {repository}:{reference}"
+        );
         let header = |name: &str| {
             response
                 .headers()
@@ -127,7 +150,11 @@ impl Probe {
         let media_type = header("content-type");
         let digest = header("docker-content-digest");
         let bytes = response.bytes().await.unwrap();
-        Some(StoredManifest { media_type, bytes, digest })
+        Some(StoredManifest {
+            media_type,
+            bytes,
+            digest,
+        })
     }
 
     /// Gets a blob; `None` when the registry has none.
@@ -142,7 +169,11 @@ impl Probe {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return None;
         }
-        assert_eq!(response.status(), reqwest::StatusCode::OK, "GET blob {repository}@{digest}");
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::OK,
+            "GET blob {repository}@{digest}"
+        );
         Some(response.bytes().await.unwrap())
     }
 }

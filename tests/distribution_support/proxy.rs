@@ -76,7 +76,9 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a proxy in front of `upstream` (`127.0.0.1:PORT`, plain HTTP).
     pub async fn start(upstream: &str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let address: SocketAddr = listener.local_addr().expect("proxy address");
         let host = address.to_string();
         let state = Arc::new(State::default());
@@ -92,14 +94,25 @@ impl Proxy {
                     accepted = listener.accept() => accepted,
                 };
                 let Ok((stream, _)) = accepted else { continue };
-                let (state, client, upstream, host) =
-                    (loop_state.clone(), client.clone(), upstream.clone(), loop_host.clone());
+                let (state, client, upstream, host) = (
+                    loop_state.clone(),
+                    client.clone(),
+                    upstream.clone(),
+                    loop_host.clone(),
+                );
                 let stop = loop_stop.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
-                        handle(request, state.clone(), client.clone(), upstream.clone(), host.clone())
+                        handle(
+                            request,
+                            state.clone(),
+                            client.clone(),
+                            upstream.clone(),
+                            host.clone(),
+                        )
                     });
-                    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let connection =
+                        http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
                         _ = stop.cancelled() => {}
                         _ = connection => {}
@@ -189,7 +202,9 @@ async fn handle(
         match fault {
             Some(FaultAction::Drop) => return Err(Dropped),
             Some(FaultAction::Status(status)) => {
-                let body = format!(r#"{{"errors":[{{"code":"INJECTED","message":"injected {status}"}}]}}"#);
+                let body = format!(
+                    r#"{{"errors":[{{"code":"INJECTED","message":"injected {status}"}}]}}"#
+                );
                 let response = Response::builder()
                     .status(status)
                     .header("Content-Type", "application/json")
@@ -200,7 +215,16 @@ async fn handle(
             Some(FaultAction::Delay(delay)) => tokio::time::sleep(delay).await,
             None => {}
         }
-        forward(&client, &upstream, &host, &method, &path_and_query, &headers, body).await
+        forward(
+            &client,
+            &upstream,
+            &host,
+            &method,
+            &path_and_query,
+            &headers,
+            body,
+        )
+        .await
     };
 
     if is_upload {
@@ -211,16 +235,18 @@ async fn handle(
     if is_upload {
         state.active_uploads.fetch_sub(1, Ordering::SeqCst);
     }
-    record.status = outcome.as_ref().map_or(0, |response| response.status().as_u16());
+    record.status = outcome
+        .as_ref()
+        .map_or(0, |response| response.status().as_u16());
     state.log.lock().unwrap().push(record);
     outcome
 }
 
 fn take_fault(state: &State, method: &str, path: &str) -> Option<FaultAction> {
     let mut faults = state.faults.lock().unwrap();
-    let fault = faults
-        .iter_mut()
-        .find(|fault| fault.count > 0 && fault.method == method && path.contains(fault.path_contains))?;
+    let fault = faults.iter_mut().find(|fault| {
+        fault.count > 0 && fault.method == method && path.contains(fault.path_contains)
+    })?;
     fault.count -= 1;
     Some(fault.action.clone())
 }
