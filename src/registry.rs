@@ -72,9 +72,28 @@ impl EcrRegistry {
 }
 
 /// Other host names (a DNS alias, a proxy, `127.0.0.1:5000`) mapped to ECR registries.
+///
+/// Deserialization validates the map as [`RegistryAliases::new`] does.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(
+    try_from = "BTreeMap<String, String>",
+    into = "BTreeMap<String, String>"
+)]
 pub struct RegistryAliases(BTreeMap<String, String>);
+
+impl TryFrom<BTreeMap<String, String>> for RegistryAliases {
+    type Error = Error;
+
+    fn try_from(map: BTreeMap<String, String>) -> Result<Self> {
+        RegistryAliases::new(map)
+    }
+}
+
+impl From<RegistryAliases> for BTreeMap<String, String> {
+    fn from(aliases: RegistryAliases) -> Self {
+        aliases.0
+    }
+}
 
 impl RegistryAliases {
     /// Validates a map of alias host to ECR host.
@@ -202,6 +221,18 @@ mod tests {
         assert!(!is_valid_ecr_repository_name("team--app"));
         assert!(!is_valid_ecr_repository_name("Team/app"));
         assert!(!is_valid_ecr_repository_name(&"a".repeat(257)));
+    }
+
+    #[test]
+    fn alias_deserialization_validates() {
+        let parsed: std::result::Result<RegistryAliases, _> =
+            serde_json::from_str(r#"{"mirror.example": "docker.io"}"#);
+        assert!(parsed.is_err());
+        let parsed: RegistryAliases = serde_json::from_str(
+            r#"{"Mirror.Example": "123456789012.dkr.ecr.us-east-1.amazonaws.com"}"#,
+        )
+        .unwrap();
+        assert!(parsed.resolve("mirror.example").is_some());
     }
 
     #[test]
