@@ -275,7 +275,7 @@ function Invoke-ExampleTask {
         $session | Format-Table | Out-Host
 
         $images = Push-ComposeToEcr -Path (Join-Path $project 'compose.yaml') -Session $session `
-            -DockerHost $standIns.engine.host -RegistryAlias @{ $standIns.registry.host = $ecrHost }
+            -DockerHost $standIns.engine.host -RegistryAlias @{ $standIns.registry.host = $ecrHost } -CreateRepository
         $images | Format-Table Service, Status, Reference, Digest -AutoSize | Out-Host
     }
     finally {

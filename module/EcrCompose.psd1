@@ -18,6 +18,7 @@
         'EcrCompose.psd1',
         'EcrCompose.psm1',
         'Private/ConvertTo-EcrCredentials.ps1',
+        'Private/ConvertTo-EcrImageSources.ps1',
         'Private/ConvertTo-EcrPushResult.ps1',
         'Private/ConvertTo-EcrRegistryAliases.ps1',
         'Private/ConvertTo-EcrUtcDateTime.ps1',

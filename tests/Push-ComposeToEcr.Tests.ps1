@@ -118,7 +118,7 @@ AfterAll {
 Describe 'Push-ComposeToEcr' {
     Context 'example project' {
         BeforeAll {
-            $records = @($session | Push-ComposeToEcr -Path $composeFile -RegistryAlias $aliases -Verbose *>&1)
+            $records = @($session | Push-ComposeToEcr -Path $composeFile -RegistryAlias $aliases -CreateRepository -Verbose *>&1)
             $results = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' })
             $web = $results | Where-Object { $_.Service -contains 'web' }
             $cache = $results | Where-Object { $_.Service -contains 'cache' }
@@ -178,7 +178,7 @@ Describe 'Push-ComposeToEcr' {
                 $null = $shell.AddScript({
                         param($Manifest, $Path, $Aliases, $Session)
                         Import-Module $Manifest
-                        Push-ComposeToEcr -Path $Path -RegistryAlias $Aliases -Session $Session -Service api
+                        Push-ComposeToEcr -Path $Path -RegistryAlias $Aliases -Session $Session -Service api -CreateRepository
                     }).AddArgument($manifestPath).AddArgument($composeFile).AddArgument($aliases).AddArgument($session)
                 $null = $shell.Invoke()
                 $progress = @($shell.Streams.Progress)
@@ -200,14 +200,14 @@ Describe 'Push-ComposeToEcr' {
 
     Context 'selection and paths' {
         It 'pushes only the services of -Service' {
-            $results = @(Push-ComposeToEcr -Path $composeFile -Session $session -RegistryAlias $aliases -Service web)
+            $results = @(Push-ComposeToEcr -Path $composeFile -Session $session -RegistryAlias $aliases -CreateRepository -Service web)
             @($results | Where-Object Status -EQ 'Pushed' | ForEach-Object { $_.Service }) | Should -Be @('web')
         }
 
         It 'resolves a relative Path against the location' {
             Push-Location $project
             try {
-                $results = @(Push-ComposeToEcr -Path 'compose.yaml' -Session $session -RegistryAlias $aliases -Service api)
+                $results = @(Push-ComposeToEcr -Path 'compose.yaml' -Session $session -RegistryAlias $aliases -CreateRepository -Service api)
             }
             finally {
                 Pop-Location
@@ -219,7 +219,7 @@ Describe 'Push-ComposeToEcr' {
         It 'finds compose.yaml in the location without Path' {
             Push-Location $project
             try {
-                $results = @(Push-ComposeToEcr -Session $session -RegistryAlias $aliases -Service web)
+                $results = @(Push-ComposeToEcr -Session $session -RegistryAlias $aliases -CreateRepository -Service web)
             }
             finally {
                 Pop-Location
@@ -234,7 +234,7 @@ Describe 'Push-ComposeToEcr' {
             $previous = $env:REGISTRY
             $env:REGISTRY = $null
             try {
-                $results = @(Push-ComposeToEcr -Path $composeFile -EnvFile $envFile -Session $session -RegistryAlias $aliases -Service web)
+                $results = @(Push-ComposeToEcr -Path $composeFile -EnvFile $envFile -Session $session -RegistryAlias $aliases -CreateRepository -Service web)
             }
             finally {
                 $env:REGISTRY = $previous
@@ -259,12 +259,12 @@ Describe 'Push-ComposeToEcr' {
         }
 
         It 'returns nothing' {
-            $results = Push-ComposeToEcr -Path $whatIfCompose -Session $session -RegistryAlias $aliases -WhatIf
+            $results = Push-ComposeToEcr -Path $whatIfCompose -Session $session -RegistryAlias $aliases -CreateRepository -WhatIf
             $results | Should -BeNullOrEmpty
         }
 
         It 'pushes nothing' {
-            $null = Push-ComposeToEcr -Path $whatIfCompose -Session $session -RegistryAlias $aliases -WhatIf
+            $null = Push-ComposeToEcr -Path $whatIfCompose -Session $session -RegistryAlias $aliases -CreateRepository -WhatIf
             Get-RepositoryStatus -Repository 'hello/whatif' | Should -Be 404
         }
 
@@ -272,7 +272,7 @@ Describe 'Push-ComposeToEcr' {
             # "What if" lines go to the host, not to a stream, so a child pwsh prints them.
             $script = "Import-Module '$manifestPath'; " +
                 "`$session = Get-EcrMfaSession -SerialNumber '$($standIns.serialNumber)' -TokenCode '123456'; " +
-                "Push-ComposeToEcr -Path '$whatIfCompose' -Session `$session -RegistryAlias @{ '$registryHost' = '$ecrHost' } -WhatIf"
+                "Push-ComposeToEcr -Path '$whatIfCompose' -Session `$session -RegistryAlias @{ '$registryHost' = '$ecrHost' } -CreateRepository -WhatIf"
             # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
             $pwsh = @((Get-Process -Id $PID).Path)
             if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
@@ -297,7 +297,7 @@ services:
   missing:
     image: $registryHost/hello/missing:1.0
 "@
-            $records = @(Push-ComposeToEcr -Path $partialCompose -Session $session -RegistryAlias $aliases *>&1)
+            $records = @(Push-ComposeToEcr -Path $partialCompose -Session $session -RegistryAlias $aliases -CreateRepository *>&1)
             $results = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' })
             $failures = @($records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
         }
@@ -323,9 +323,72 @@ services:
         }
     }
 
+    Context 'ECR repositories' {
+        BeforeAll {
+            $image = "$registryHost/hello/new-repository:1.0"
+            Invoke-Docker @('tag', "$registryHost/hello/web:1.0", $image)
+            $newRepositoryCompose = New-ComposeFile -Image $image
+            $records = @(Push-ComposeToEcr -Path $newRepositoryCompose -Session $session -RegistryAlias $aliases *>&1)
+            $missing = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' })
+            $missingErrors = @($records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        }
+
+        It 'fails an image whose repository is missing' {
+            $missing[0].Status | Should -Be 'Failed'
+        }
+
+        It 'reports RepositoryNotFound' {
+            $missingErrors[0].FullyQualifiedErrorId | Should -Be 'RepositoryNotFound,Push-ComposeToEcr'
+        }
+
+        It 'suggests -CreateRepository' {
+            $missingErrors[0].Exception.Message | Should -Match 'CreateRepository'
+        }
+
+        It 'creates the repository with -CreateRepository' {
+            $created = Push-ComposeToEcr -Path $newRepositoryCompose -Session $session -RegistryAlias $aliases -CreateRepository
+            $created.Status | Should -Be 'Pushed'
+        }
+
+        It 'pushes to the created repository without -CreateRepository' {
+            $again = Push-ComposeToEcr -Path $newRepositoryCompose -Session $session -RegistryAlias $aliases
+            $again.Status | Should -Be 'Pushed'
+        }
+    }
+
+    Context 'other image sources' {
+        It 'pushes a docker archive given by a relative path' {
+            $image = "$registryHost/hello/archive:1.0"
+            Invoke-Docker @('tag', "$registryHost/hello/web:1.0", $image)
+            Invoke-Docker @('save', '--output', (Join-Path $state 'archive.tar'), $image)
+            Invoke-Docker @('rmi', $image)
+            $archiveCompose = New-ComposeFile -Image $image -Name 'archive'
+
+            Push-Location $state
+            try {
+                $result = Push-ComposeToEcr -Path $archiveCompose -Session $session -RegistryAlias $aliases -CreateRepository `
+                    -Source @{ archive = 'docker-archive:archive.tar' }
+            }
+            finally {
+                Pop-Location
+            }
+
+            $result.Status | Should -Be 'Pushed'
+            Get-RepositoryStatus -Repository 'hello/archive' | Should -Be 200
+        }
+    }
+
+    Context '-Via Docker' {
+        It 'pushes through the engine' {
+            $result = Push-ComposeToEcr -Path $composeFile -Session $session -RegistryAlias $aliases -CreateRepository -Service web -Via Docker
+            $result.Status | Should -Be 'Pushed'
+            $result.Via | Should -Be 'docker'
+        }
+    }
+
     Context '-Strict' {
         It 'fails the Docker Hub image instead of skipping it' {
-            $records = @(Push-ComposeToEcr -Path $composeFile -Session $session -RegistryAlias $aliases -Strict -ErrorAction SilentlyContinue *>&1)
+            $records = @(Push-ComposeToEcr -Path $composeFile -Session $session -RegistryAlias $aliases -CreateRepository -Strict -ErrorAction SilentlyContinue *>&1)
             $results = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' })
             ($results | Where-Object { $_.Service -contains 'cache' }).Status | Should -Be 'Failed'
         }

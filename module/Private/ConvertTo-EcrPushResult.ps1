@@ -21,5 +21,9 @@ function ConvertTo-EcrPushResult {
         Digest = $Image.digest
         Status = $Image.status
         Reason = $Image.reason
+        Via = $Image.via
+        BytesUploaded = [long] $Image.bytesUploaded
+        BlobsUploaded = [int] $Image.blobsUploaded
+        BlobsSkipped = [int] $Image.blobsSkipped
     }
 }

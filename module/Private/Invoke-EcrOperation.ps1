@@ -145,8 +145,9 @@ function Invoke-EcrOperation {
 
         $summary = $response.result.summary
         if ($null -ne $summary) {
-            Write-Verbose ('Pushed {0}, planned {1}, skipped {2} and failed {3} images in {4:0.0} s.' -f
-                $summary.pushed, $summary.planned, $summary.skipped, $summary.failed, [double] $summary.seconds)
+            Write-Verbose ('Pushed {0}, planned {1}, skipped {2} and failed {3} images; uploaded {4} bytes in {5:0.0} s.' -f
+                $summary.pushed, $summary.planned, $summary.skipped, $summary.failed, [long] $summary.bytesUploaded,
+                [double] $summary.seconds)
         }
     }
 

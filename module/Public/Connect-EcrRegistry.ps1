@@ -40,6 +40,10 @@ function Connect-EcrRegistry {
     .PARAMETER DockerConfigPath
     The folder of the docker config file (config.json). Defaults to DOCKER_CONFIG, then to ~/.docker.
 
+    .PARAMETER CaFile
+    A PEM file of a certificate authority that signs the registries' certificates, trusted besides
+    the system's when the login is checked.
+
     .EXAMPLE
     Get-EcrMfaSession arn:aws:iam::123456789012:mfa/dev 123456 | Connect-EcrRegistry 123456789012.dkr.ecr.eu-west-1.amazonaws.com
 
@@ -82,7 +86,10 @@ function Connect-EcrRegistry {
         [string] $DockerHost,
 
         [ValidateNotNullOrEmpty()]
-        [string] $DockerConfigPath
+        [string] $DockerConfigPath,
+
+        [ValidateNotNullOrEmpty()]
+        [string] $CaFile
     )
 
     process {
@@ -103,6 +110,10 @@ function Connect-EcrRegistry {
 
         if ($RegistryAlias) {
             $request.registryAliases = ConvertTo-EcrRegistryAliases -RegistryAlias $RegistryAlias
+        }
+
+        if ($CaFile) {
+            $request.caFile = Resolve-EcrFileSystemPath -Path $CaFile -Cmdlet $PSCmdlet
         }
 
         $docker = New-EcrDockerOptions -DockerHost $DockerHost -DockerConfigPath $DockerConfigPath -Cmdlet $PSCmdlet

@@ -57,6 +57,34 @@ function Push-ComposeToEcr {
     .PARAMETER Strict
     Fails instead of skipping when an image has no ECR registry or a service has no image.
 
+    .PARAMETER CreateRepository
+    Creates missing ECR repositories. Without it, an image whose repository does not exist fails
+    with RepositoryNotFound and the other images are still pushed.
+
+    .PARAMETER TagMutability
+    Tag mutability of the repositories that -CreateRepository creates: Mutable (the ECR default)
+    or Immutable.
+
+    .PARAMETER ScanOnPush
+    Turns on image scanning on push for the repositories that -CreateRepository creates.
+
+    .PARAMETER Via
+    How images travel: Native sends them straight to the registry over the OCI distribution API,
+    reading them from the engine; Docker has the engine push them with credentials sent per
+    request; Auto (the default) lets the library choose.
+
+    .PARAMETER Source
+    Image sources other than the docker engine: keys are service names or image references, values
+    are oci-layout:PATH, oci-layout:PATH#REF, docker-archive:PATH or docker-archive:PATH#IMAGE.
+    Relative paths are resolved against the current PowerShell location.
+
+    .PARAMETER MaxConcurrentUploads
+    The maximum number of blob uploads at once across all images, for the native path. Defaults to 6.
+
+    .PARAMETER CaFile
+    A PEM file of a certificate authority that signs the registries' certificates, trusted besides
+    the system's.
+
     .EXAMPLE
     Get-EcrMfaSession arn:aws:iam::123456789012:mfa/dev 123456 | Push-ComposeToEcr
 
@@ -73,6 +101,12 @@ function Push-ComposeToEcr {
 
     Pushes images that the compose file names with localhost:5000 to that ECR registry, and shows
     their digests.
+
+    .EXAMPLE
+    Push-ComposeToEcr -Session $session -CreateRepository -TagMutability Immutable -Source @{ web = 'oci-layout:./build/web' }
+
+    Pushes the image of the service web from an OCI image layout folder instead of the engine, and
+    creates missing repositories with immutable tags.
 
     .INPUTS
     EcrCompose.MfaSession
@@ -114,7 +148,26 @@ function Push-ComposeToEcr {
         [ValidatePattern('^(unix|tcp|npipe|http|https)://')]
         [string] $DockerHost,
 
-        [switch] $Strict
+        [switch] $Strict,
+
+        [switch] $CreateRepository,
+
+        [ValidateSet('Mutable', 'Immutable')]
+        [string] $TagMutability,
+
+        [switch] $ScanOnPush,
+
+        [ValidateSet('Auto', 'Native', 'Docker')]
+        [string] $Via = 'Auto',
+
+        [ValidateNotNull()]
+        [hashtable] $Source,
+
+        [ValidateRange(1, 64)]
+        [int] $MaxConcurrentUploads,
+
+        [ValidateNotNullOrEmpty()]
+        [string] $CaFile
     )
 
     process {
@@ -135,6 +188,24 @@ function Push-ComposeToEcr {
             services = [string[]] @($Service | Where-Object { $_ })
             strict = $Strict.IsPresent
             dryRun = [bool] $WhatIfPreference
+            via = $Via.ToLowerInvariant()
+            createRepository = $CreateRepository.IsPresent
+            scanOnPush = $ScanOnPush.IsPresent
+        }
+        if ($TagMutability) {
+            $request.tagMutability = $TagMutability.ToUpperInvariant()
+        }
+
+        if ($Source) {
+            $request.sources = ConvertTo-EcrImageSources -Source $Source -Cmdlet $PSCmdlet
+        }
+
+        if ($MaxConcurrentUploads) {
+            $request.maxConcurrentUploads = $MaxConcurrentUploads
+        }
+
+        if ($CaFile) {
+            $request.caFile = Resolve-EcrFileSystemPath -Path $CaFile -Cmdlet $PSCmdlet
         }
 
         $aws = New-EcrAwsOptions -ProfileName $ProfileName -Region $Region -EndpointUrl $EndpointUrl -Session $Session
