@@ -198,8 +198,8 @@ pub async fn push(request: &PushRequest, context: &OperationContext) -> Result<P
         profiles: request.profiles.clone(),
         environment: None,
     })?;
-    let mut aliases = RegistryAliases::new(request.registry_aliases.clone())?;
-    aliases.merge_missing(&project.registry_aliases);
+    // plan::build adds the compose file's aliases where the request has none.
+    let aliases = RegistryAliases::new(request.registry_aliases.clone())?;
     let plan = plan::build(&project, &PlanOptions { services: request.services.clone(), aliases, strict: request.strict })?;
     tracing::info!(
         project = %project.name,
