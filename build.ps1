@@ -272,11 +272,13 @@ function Invoke-ExampleTask {
         $null = & (Join-Path $project 'Build-Images.ps1') -Registry $standIns.registry.host -DockerHost $standIns.engine.host
 
         $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
-        $session | Format-Table | Out-Host
+        $session | Format-Table | Out-String -Width 250 | Write-Host
 
         $images = Push-ComposeToEcr -Path (Join-Path $project 'compose.yaml') -Session $session `
             -DockerHost $standIns.engine.host -RegistryAlias @{ $standIns.registry.host = $ecrHost } -CreateRepository
-        $images | Format-Table Service, Status, Reference, Digest -AutoSize | Out-Host
+        # Out-String with a wide width keeps the digests whole when the console is narrow or absent.
+        $service = @{ Name = 'Service'; Expression = { $_.Service -join ', ' } }
+        $images | Format-Table $service, Status, Reference, Digest -AutoSize | Out-String -Width 250 | Write-Host
     }
     finally {
         if ($null -ne $standIns) { Stop-StandIns -State $state }
