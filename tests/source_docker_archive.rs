@@ -183,6 +183,49 @@ async fn cached_digest_missing_recompresses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_layer_compressed_in_parts() {
+    let stand_ins = StandIns::start(&["registry"]);
+    let registry = stand_ins.registry();
+    let proxy = Proxy::start(&registry.host).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("image.tar");
+    let layer = layer_tar(&[("blob.bin", &random_bytes(13 * 1024 * 1024))]);
+    docker_archive(&path, "shop/web:2.1", std::slice::from_ref(&layer));
+
+    let outcome = push_archive(
+        &path,
+        &dir.path().join("cache"),
+        &target(registry, &proxy.host, "shop/big", Some("2.1")),
+    )
+    .await
+    .unwrap();
+
+    let patches: Vec<usize> = proxy
+        .requests()
+        .iter()
+        .filter(|request| request.method == "PATCH")
+        .map(|request| request.body_length)
+        .collect();
+    let probe = Probe::new(registry);
+    let stored = probe.manifest("shop/big", "2.1").await.unwrap();
+    let manifest: Value = serde_json::from_slice(&stored.bytes).unwrap();
+    let digest = manifest["layers"][0]["digest"].as_str().unwrap();
+    let blob = probe.blob("shop/big", digest).await.unwrap();
+    assert_eq!(
+        patches.len(),
+        2,
+        "13 MiB of gzip output in 8 MiB parts: {patches:?}"
+    );
+    assert_eq!(patches[0], 8 * 1024 * 1024);
+    assert_eq!(patches.iter().sum::<usize>(), blob.len());
+    assert_eq!(gunzip(&blob), layer);
+    assert_eq!(
+        outcome.bytes_uploaded,
+        blob.len() as u64 + manifest["config"]["size"].as_u64().unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_layer_stops_push() {
     let stand_ins = StandIns::start(&["registry"]);
     let registry = stand_ins.registry();

@@ -116,6 +116,8 @@ struct PartReader {
     leftover: Option<Bytes>,
     part_size: usize,
     digest: StreamDigest,
+    /// True once the stream has ended; streams may panic if polled again.
+    ended: bool,
 }
 
 impl PartReader {
@@ -126,9 +128,13 @@ impl PartReader {
         while part.len() < self.part_size {
             let piece = match self.leftover.take() {
                 Some(piece) => piece,
+                None if self.ended => break,
                 None => match self.stream.next().await {
                     Some(piece) => piece?,
-                    None => break,
+                    None => {
+                        self.ended = true;
+                        break;
+                    }
                 },
             };
             if part.is_empty() && piece.len() >= self.part_size {
@@ -250,6 +256,7 @@ async fn upload_attempt(
         leftover: None,
         part_size: context.chunk_size,
         digest,
+        ended: false,
     };
 
     let first = parts.next_part().await?;
@@ -531,6 +538,7 @@ mod tests {
             leftover: None,
             part_size,
             digest: StreamDigest::sha256(),
+            ended: false,
         }
     }
 
@@ -540,6 +548,25 @@ mod tests {
         assert_eq!(&parts.next_part().await.unwrap()[..], b"abcd");
         assert_eq!(&parts.next_part().await.unwrap()[..], b"efgh");
         assert_eq!(&parts.next_part().await.unwrap()[..], b"ij");
+        assert!(parts.next_part().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn ended_stream_not_polled_again() {
+        // `unfold` panics when polled after its end, like the gzip stream.
+        let items = stream::unfold(0, |count| async move {
+            (count < 2).then(|| (Ok(Bytes::from_static(b"abc")), count + 1))
+        });
+        let mut parts = PartReader {
+            stream: Box::pin(items),
+            leftover: None,
+            part_size: 4,
+            digest: StreamDigest::sha256(),
+            ended: false,
+        };
+        assert_eq!(&parts.next_part().await.unwrap()[..], b"abca");
+        assert_eq!(&parts.next_part().await.unwrap()[..], b"bc");
+        assert!(parts.next_part().await.unwrap().is_empty());
         assert!(parts.next_part().await.unwrap().is_empty());
     }
 
