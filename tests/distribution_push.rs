@@ -168,6 +168,48 @@ async fn push_retries_dropped_connections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_request_is_retried() {
+    let stand_ins = StandIns::start(&["registry"]);
+    let registry = stand_ins.registry();
+    let proxy = Proxy::start(&registry.host).await;
+    let dir = tempfile::tempdir().unwrap();
+    let image = small_layout(dir.path());
+    proxy.add_fault(Fault {
+        method: "HEAD",
+        path_contains: "/blobs/",
+        action: FaultAction::Delay(Duration::from_secs(30)),
+        count: 1,
+    });
+    proxy.add_fault(Fault {
+        method: "PUT",
+        path_contains: "/blobs/uploads/",
+        action: FaultAction::Delay(Duration::from_secs(30)),
+        count: 1,
+    });
+
+    let source = open_layout(dir.path()).await;
+    let options = PushOptions {
+        stall_timeout: Duration::from_millis(500),
+        ..fast_options()
+    };
+    let started = Instant::now();
+    let outcome = push_quietly(
+        source.as_ref(),
+        &target(registry, &proxy.host, "stall/app", Some("v1")),
+        &options,
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(outcome.digest, image["digest"].as_str().unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_retries_name_registry_and_code() {
     let stand_ins = StandIns::start(&["registry"]);
     let registry = stand_ins.registry();

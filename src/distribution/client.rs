@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::auth::{Challenge, TokenResponse, basic_header, bearer_header, parse_challenge};
-use super::errors::RequestContext;
+use super::errors::{RequestContext, TransportError};
 use super::retry::{RetryPolicy, is_retryable_status};
 use super::{CredentialRefresh, PushOptions, PushTarget};
 use crate::error::{EcrStatus, Error, Result};
@@ -20,9 +21,6 @@ use crate::secret::Secret;
 
 /// Time to open a TCP connection and finish the TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Maximum pause between two reads of a response. The registry responds to
-/// a part upload only after it has stored the part.
-const READ_TIMEOUT: Duration = Duration::from_secs(300);
 /// A bearer token younger than this is not fetched again after a 401:
 /// the 401 then means the credentials, not the token's age, are at fault.
 const TOKEN_MIN_AGE: Duration = Duration::from_secs(10);
@@ -86,6 +84,7 @@ pub struct RegistryClient {
     refresh_gate: tokio::sync::Mutex<()>,
     reauth: Option<Arc<dyn CredentialRefresh>>,
     retry: RetryPolicy,
+    stall_timeout: Duration,
     cancel: CancellationToken,
 }
 
@@ -133,14 +132,18 @@ impl RegistryClient {
                 max_retries: options.max_retries,
                 base_delay: options.retry_base_delay,
             },
+            stall_timeout: options.stall_timeout.max(Duration::from_millis(100)),
             cancel: cancel.clone(),
         };
 
         let url = client.url("v2/")?;
         let response = client
-            .send("Checking the registry", Interrupt::Immediate, &|http| {
-                http.get(url.clone())
-            })
+            .send(
+                "Checking the registry",
+                Interrupt::Immediate,
+                None,
+                &|http| http.get(url.clone()),
+            )
             .await?;
         if response.status().is_success() {
             return Ok(client);
@@ -211,10 +214,14 @@ impl RegistryClient {
     /// Sends a request built by `build`, with credentials, retrying on 429,
     /// 5xx and connection failures, and once more with new credentials
     /// after a 401 or 403. Returns the last response whatever its status.
+    ///
+    /// An attempt fails as stalled when neither its response nor `activity`
+    /// (the count of body bytes sent) moves for the stall timeout.
     pub async fn send(
         &self,
         operation: &str,
         interrupt: Interrupt,
+        activity: Option<&AtomicU64>,
         build: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Send + Sync),
     ) -> Result<Response> {
         let mut retry = 0;
@@ -232,7 +239,7 @@ impl RegistryClient {
                 request = request.header(AUTHORIZATION, value);
             }
 
-            let result = self.send_once(request, interrupt).await?;
+            let result = self.send_once(request, interrupt, activity).await?;
             let response = match result {
                 Ok(response) => response,
                 Err(error) => {
@@ -244,7 +251,7 @@ impl RegistryClient {
                         host = %self.context.host,
                         repository = %self.context.repository,
                         operation,
-                        error = %error.without_url(),
+                        error = %error,
                         retry = retry + 1,
                         delay_ms = delay.as_millis() as u64,
                         "registry request failed; retrying"
@@ -283,13 +290,14 @@ impl RegistryClient {
         }
     }
 
-    /// Sends one request; the outer error is a cancellation, the inner one
-    /// a transport failure.
+    /// Sends one request. The outer error is a cancellation, the inner one
+    /// a transport failure or a stall.
     async fn send_once(
         &self,
         request: RequestBuilder,
         interrupt: Interrupt,
-    ) -> Result<std::result::Result<Response, reqwest::Error>> {
+        activity: Option<&AtomicU64>,
+    ) -> Result<std::result::Result<Response, TransportError>> {
         let sent = request.send();
         tokio::pin!(sent);
         let deadline = async {
@@ -298,9 +306,21 @@ impl RegistryClient {
                 tokio::time::sleep(grace).await;
             }
         };
+        let watchdog = async {
+            let mut seen = activity.map(|counter| counter.load(Ordering::Relaxed));
+            loop {
+                tokio::time::sleep(self.stall_timeout).await;
+                let now = activity.map(|counter| counter.load(Ordering::Relaxed));
+                if now == seen {
+                    return;
+                }
+                seen = now;
+            }
+        };
         tokio::select! {
-            result = &mut sent => Ok(result),
+            result = &mut sent => Ok(result.map_err(TransportError::Http)),
             _ = deadline => Err(Error::cancelled()),
+            _ = watchdog => Ok(Err(TransportError::Stalled(self.stall_timeout))),
         }
     }
 
@@ -477,7 +497,7 @@ impl RegistryClient {
                 value.set_sensitive(true);
                 request = request.header(AUTHORIZATION, value);
             }
-            match self.send_once(request, Interrupt::Immediate).await? {
+            match self.send_once(request, Interrupt::Immediate, None).await? {
                 Ok(response)
                     if is_retryable_status(response.status()) && retry < self.retry.max_retries =>
                 {
@@ -486,7 +506,7 @@ impl RegistryClient {
                 }
                 Ok(response) => break response,
                 Err(error) if retry < self.retry.max_retries => {
-                    tracing::warn!(error = %error.without_url(), "token request failed; retrying");
+                    tracing::warn!(error = %error, "token request failed; retrying");
                     self.sleep(self.retry.delay(retry)).await?;
                 }
                 Err(error) => return Err(self.context.transport_error(operation, &error)),
@@ -540,7 +560,6 @@ fn build_http(insecure: bool, ca_file: Option<&Path>, host: &str) -> Result<reqw
     let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
         .user_agent(concat!("ecr-compose/", env!("CARGO_PKG_VERSION")));
     if is_loopback_host(host) {
         builder = builder.no_proxy();

@@ -78,17 +78,27 @@ impl RequestContext {
     }
 
     /// Builds the error for a request that got no response.
-    pub fn transport_error(&self, operation: &str, error: &reqwest::Error) -> Error {
-        let (status, error_id, problem) = if error.is_timeout() {
-            (EcrStatus::Timeout, "RegistryTimeout", "timed out")
-        } else {
-            (
+    pub fn transport_error(&self, operation: &str, error: &TransportError) -> Error {
+        let (status, error_id, problem, cause) = match error {
+            TransportError::Http(error) if error.is_timeout() => (
+                EcrStatus::Timeout,
+                "RegistryTimeout",
+                "timed out",
+                describe_transport(error),
+            ),
+            TransportError::Http(error) => (
                 EcrStatus::Network,
                 "RegistryConnectionFailed",
                 "could not reach the registry",
-            )
+                describe_transport(error),
+            ),
+            TransportError::Stalled(stall) => (
+                EcrStatus::Timeout,
+                "RegistryTimeout",
+                "timed out",
+                format!("no progress for {} s", stall.as_secs_f64()),
+            ),
         };
-        let cause = describe_transport(error);
         Error::new(
             status,
             error_id,
@@ -98,6 +108,26 @@ impl RequestContext {
             ),
         )
         .with_target(format!("{}/{}", self.host, self.repository))
+    }
+}
+
+/// Failure of a request that got no response.
+#[derive(Debug)]
+pub enum TransportError {
+    /// The connection failed or broke.
+    Http(reqwest::Error),
+    /// Neither a response nor a byte of the request body moved for this long.
+    Stalled(std::time::Duration),
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportError::Http(error) => f.write_str(&describe_transport(error)),
+            TransportError::Stalled(stall) => {
+                write!(f, "no progress for {} s", stall.as_secs_f64())
+            }
+        }
     }
 }
 

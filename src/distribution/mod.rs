@@ -116,6 +116,9 @@ pub struct PushOptions {
     /// First backoff delay; each retry doubles it, up to 30 seconds, with
     /// jitter. A `Retry-After` header takes precedence, up to the same cap.
     pub retry_base_delay: Duration,
+    /// Time without progress after which a request fails and is retried:
+    /// no response and, for uploads, no body byte sent.
+    pub stall_timeout: Duration,
     /// Upload slots shared with other pushes running at the same time, one
     /// slot per running upload. `None` limits this push alone.
     pub upload_slots: Option<Arc<Semaphore>>,
@@ -130,6 +133,7 @@ impl Default for PushOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_retries: 4,
             retry_base_delay: Duration::from_millis(500),
+            stall_timeout: Duration::from_secs(120),
             upload_slots: None,
             reauth: None,
         }
@@ -143,6 +147,7 @@ impl fmt::Debug for PushOptions {
             .field("chunk_size", &self.chunk_size)
             .field("max_retries", &self.max_retries)
             .field("retry_base_delay", &self.retry_base_delay)
+            .field("stall_timeout", &self.stall_timeout)
             .field(
                 "upload_slots",
                 &self

@@ -351,7 +351,7 @@ pub async fn blob_size(client: &RegistryClient, digest: &str) -> Result<Option<u
     let operation = format!("Checking blob {}", short_digest(digest));
     let url = client.repository_url(&format!("blobs/{digest}"))?;
     let response = client
-        .send(&operation, Interrupt::Immediate, &|http| {
+        .send(&operation, Interrupt::Immediate, None, &|http| {
             http.head(url.clone())
         })
         .await?;
@@ -381,7 +381,7 @@ async fn start_upload(client: &RegistryClient, label: &str) -> Result<Url> {
     let operation = format!("Starting the upload of {label}");
     let url = client.repository_url("blobs/uploads/")?;
     let response = client
-        .send(&operation, Interrupt::Immediate, &|http| {
+        .send(&operation, Interrupt::Immediate, None, &|http| {
             http.post(url.clone()).header(CONTENT_LENGTH, 0)
         })
         .await?;
@@ -404,14 +404,19 @@ async fn upload_part(
     let operation = format!("Uploading bytes {offset}-{end} of {label}");
     counters.part.store(0, Ordering::Relaxed);
     let response = client
-        .send(&operation, Interrupt::Immediate, &|http| {
-            counters.restart_part();
-            http.patch(location.clone())
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .header(CONTENT_RANGE, format!("{offset}-{end}"))
-                .header(CONTENT_LENGTH, length)
-                .body(counters.body(part.clone()))
-        })
+        .send(
+            &operation,
+            Interrupt::Immediate,
+            Some(&counters.part),
+            &|http| {
+                counters.restart_part();
+                http.patch(location.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_RANGE, format!("{offset}-{end}"))
+                    .header(CONTENT_LENGTH, length)
+                    .body(counters.body(part.clone()))
+            },
+        )
         .await?;
     let status = response.status();
     if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
@@ -435,13 +440,18 @@ async fn finish_upload(
     let length = body.len() as u64;
     counters.part.store(0, Ordering::Relaxed);
     let response = client
-        .send(&operation, Interrupt::Immediate, &|http| {
-            counters.restart_part();
-            http.put(url.clone())
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .header(CONTENT_LENGTH, length)
-                .body(counters.body(body.clone()))
-        })
+        .send(
+            &operation,
+            Interrupt::Immediate,
+            Some(&counters.part),
+            &|http| {
+                counters.restart_part();
+                http.put(url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, length)
+                    .body(counters.body(body.clone()))
+            },
+        )
         .await?;
     let status = response.status();
     if status == StatusCode::CREATED
@@ -482,7 +492,7 @@ pub async fn manifest_exists(
     let operation = format!("Checking manifest {}", short_digest(digest));
     let url = client.repository_url(&format!("manifests/{digest}"))?;
     let response = client
-        .send(&operation, Interrupt::Immediate, &|http| {
+        .send(&operation, Interrupt::Immediate, None, &|http| {
             http.head(url.clone())
                 .header(reqwest::header::ACCEPT, media_type)
         })
@@ -506,7 +516,7 @@ pub async fn put_manifest(
     let operation = format!("Putting manifest {}", short_digest(reference));
     let url = client.repository_url(&format!("manifests/{reference}"))?;
     let response = client
-        .send(&operation, interrupt, &|http| {
+        .send(&operation, interrupt, None, &|http| {
             http.put(url.clone())
                 .header(CONTENT_TYPE, media_type)
                 .body(bytes.clone())
