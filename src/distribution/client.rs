@@ -401,14 +401,13 @@ impl RegistryClient {
             return Ok(true);
         }
 
-        if let Scheme::Bearer {
-            realm,
-            service,
-            fetched_at,
-            ..
-        } = &scheme
-            && fetched_at.is_none_or(|at| at.elapsed() >= TOKEN_MIN_AGE)
-        {
+        let token_expired = match &scheme {
+            Scheme::Bearer { fetched_at, .. } => {
+                fetched_at.is_none_or(|at| at.elapsed() >= TOKEN_MIN_AGE)
+            }
+            _ => false,
+        };
+        if let (true, Scheme::Bearer { realm, service, .. }) = (token_expired, &scheme) {
             let token = self
                 .fetch_token(realm, service.as_deref(), &password)
                 .await?;

@@ -154,9 +154,7 @@ async fn push_manifests(
             Interrupt::Grace(COMMIT_GRACE),
         )
         .await?;
-        if let Some(returned) = &returned
-            && *returned != digest
-        {
+        if let Some(returned) = returned.as_ref().filter(|returned| **returned != digest) {
             tracing::warn!(computed = %digest, returned = %returned, "registry reported another manifest digest");
         }
         let (blobs_uploaded, blobs_skipped, bytes_uploaded) = tracker.counts();

@@ -272,8 +272,10 @@ async fn upload_attempt(
             .digest
             .as_ref()
             .is_some_and(|(digest, _)| *digest == stored.digest);
-        if !already_checked && let Some(size) = blob_size(client, &stored.digest).await? {
-            return Ok((StoredBlob { size, ..stored }, false));
+        if !already_checked {
+            if let Some(size) = blob_size(client, &stored.digest).await? {
+                return Ok((StoredBlob { size, ..stored }, false));
+            }
         }
         let location = start_upload(client, &label).await?;
         finish_upload(client, &location, &stored.digest, first, counters, &label).await?;

@@ -445,9 +445,10 @@ impl ImageSource for ArchiveSource {
     }
 
     async fn blob_stored(&self, blob: &PlannedBlob, digest: &str, size: u64) -> Result<()> {
-        if let Some(layer) = self.layer(&blob.key)
-            && layer.gzip_digest.is_none()
-        {
+        let compressed_here = self
+            .layer(&blob.key)
+            .filter(|layer| layer.gzip_digest.is_none());
+        if let Some(layer) = compressed_here {
             self.cache.record_layer(&layer.diff_id, digest, size).await;
         }
         Ok(())

@@ -27,6 +27,8 @@ use crate::error::{EcrStatus, Error, Result};
 /// Seconds bollard waits for the engine's response headers.
 const ENGINE_TIMEOUT_SECONDS: u64 = 120;
 
+// NOTE: docker CLI contexts (`docker context use`) are not read; an engine
+// behind a context needs DOCKER_HOST or an explicit host.
 #[cfg(windows)]
 const DEFAULT_DOCKER_HOST: &str = "npipe:////./pipe/docker_engine";
 #[cfg(not(windows))]

@@ -254,9 +254,7 @@ impl ImageSource for OciLayoutSource {
         let metadata = tokio::fs::metadata(&path)
             .await
             .map_err(|error| file_error(&path, "open", &error))?;
-        if let Some(expected) = blob.size
-            && metadata.len() != expected
-        {
+        if let Some(expected) = blob.size.filter(|expected| *expected != metadata.len()) {
             return Err(layout_error(
                 &self.root,
                 &format!(
