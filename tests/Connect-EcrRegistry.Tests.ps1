@@ -95,7 +95,7 @@ Describe 'Connect-EcrRegistry' {
             $configFolder = New-DockerConfigFolder
             $before = [datetime]::UtcNow
             $records = @($session | Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases `
-                    -DockerConfigPath $configFolder -Verbose *>&1)
+                    -DockerConfigPath $configFolder -Verbose -Debug *>&1)
             $login = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.LoginResult' })
             $configPath = Join-Path $configFolder 'config.json'
         }

@@ -123,7 +123,7 @@ Describe 'End to end' {
             $records = @(& {
                     try {
                         Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode $standIns.wrongTokenCode |
-                            Push-ComposeToEcr -Path $composeFile -RegistryAlias $aliases -CreateRepository -Verbose
+                            Push-ComposeToEcr -Path $composeFile -RegistryAlias $aliases -CreateRepository -Verbose -Debug
                     }
                     catch {
                         $_
@@ -158,7 +158,7 @@ Describe 'End to end' {
             # Dot-sourced, so that -OutVariable sets $session in this scope.
             $records = @(. {
                     Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -OutVariable session |
-                        Push-ComposeToEcr -Path $composeFile -RegistryAlias $aliases -CreateRepository -Verbose
+                        Push-ComposeToEcr -Path $composeFile -RegistryAlias $aliases -CreateRepository -Verbose -Debug
                 } *>&1)
             $results = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' })
             $pushed = @($results | Where-Object Status -EQ 'Pushed')
@@ -218,7 +218,7 @@ Describe 'End to end' {
             }
 
             $records = @(& {
-                    $session | Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases -DockerConfigPath $configFolder -Verbose
+                    $session | Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases -DockerConfigPath $configFolder -Verbose -Debug
                 } *>&1)
 
             $image = "$registryHost/hello/cli:1.0"

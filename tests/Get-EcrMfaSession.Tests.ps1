@@ -83,7 +83,7 @@ Describe 'Get-EcrMfaSession' {
         BeforeAll {
             Use-NewSessionCache
             $before = [datetime]::UtcNow
-            $records = @(Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -Verbose *>&1)
+            $records = @(Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -Verbose -Debug *>&1)
             $after = [datetime]::UtcNow
             $session = @($records | Where-Object { $_ -is [EcrCompose.MfaSession] })
             $secrets = $longTermSecrets + @{
@@ -132,6 +132,10 @@ Describe 'Get-EcrMfaSession' {
 
         It 'writes verbose messages' {
             @($records | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Count | Should -BeGreaterThan 0
+        }
+
+        It 'writes debug messages with -Debug' {
+            @($records | Where-Object { $_ -is [System.Management.Automation.DebugRecord] }).Count | Should -BeGreaterThan 0
         }
 
         It 'writes no secret to any stream' {
@@ -202,7 +206,7 @@ Describe 'Get-EcrMfaSession' {
             Use-NewSessionCache
             $records = @(& {
                     try {
-                        Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode $standIns.wrongTokenCode -Verbose
+                        Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode $standIns.wrongTokenCode -Verbose -Debug
                     }
                     catch {
                         $_

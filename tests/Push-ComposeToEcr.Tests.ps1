@@ -118,7 +118,7 @@ AfterAll {
 Describe 'Push-ComposeToEcr' {
     Context 'example project' {
         BeforeAll {
-            $records = @($session | Push-ComposeToEcr -Path $composeFile -RegistryAlias $aliases -CreateRepository -Verbose *>&1)
+            $records = @($session | Push-ComposeToEcr -Path $composeFile -RegistryAlias $aliases -CreateRepository -Verbose -Debug *>&1)
             $results = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' })
             $web = $results | Where-Object { $_.Service -contains 'web' }
             $cache = $results | Where-Object { $_.Service -contains 'cache' }
