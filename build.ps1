@@ -25,7 +25,12 @@ Release (cargo build --release) or Debug. Defaults to Release.
 ./build.ps1 -Task Test
 
 Builds the library and the module, and runs every test.
+
+.NOTES
+The script needs PowerShell 7 because the tests do; the module it builds also runs on Windows
+PowerShell 5.1.
 #>
+#Requires -Version 7.0
 [CmdletBinding()]
 param(
     [ValidateSet('Build', 'Test', 'Example', 'Package', 'Clean')]
@@ -117,7 +122,7 @@ function Get-HostRuntimeIdentifier {
         default { throw "No runtime identifier for the CPU architecture $_." }
     }
 
-    if ($IsWindows -or $PSVersionTable.PSEdition -eq 'Desktop') { return "win-$architecture" }
+    if ($IsWindows) { return "win-$architecture" }
     if ($IsMacOS) { return "osx-$architecture" }
     return "linux-$architecture"
 }
