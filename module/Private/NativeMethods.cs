@@ -132,6 +132,9 @@ namespace EcrCompose.Native
     /// setenv is not safe while another thread reads the environment, so the module calls this only
     /// while none of its operations runs. An empty value counts as unset, as it does for $env: in
     /// PowerShell, because AWS code takes an empty AWS_ENDPOINT_URL_STS for an endpoint.
+    /// NOTE: commands run in parallel runspaces of one process (ForEach-Object -Parallel) can still
+    /// change a variable while another runspace's operation reads the environment. setenv is only
+    /// called for values that changed, so repeated runs with the same variables are not affected.
     /// </remarks>
     public static class NativeEnvironment
     {
