@@ -9,7 +9,7 @@
     PowerShellVersion = '5.1'
     CompatiblePSEditions = @('Core', 'Desktop')
     FormatsToProcess = @('EcrCompose.Format.ps1xml')
-    FunctionsToExport = @('Clear-EcrMfaSessionCache', 'Connect-EcrRegistry', 'Get-EcrMfaSession', 'Push-ComposeToEcr')
+    FunctionsToExport = @('Clear-EcrMfaSession', 'Connect-EcrRegistry', 'Get-EcrMfaSession', 'Push-ComposeToEcr')
     CmdletsToExport = @()
     VariablesToExport = @()
     AliasesToExport = @()
@@ -31,10 +31,11 @@
         'Private/New-EcrAwsOptions.ps1',
         'Private/New-EcrDockerOptions.ps1',
         'Private/New-EcrErrorRecord.ps1',
+        'Private/Read-EcrTokenCode.ps1',
         'Private/Resolve-EcrFileSystemPath.ps1',
         'Private/Test-EcrEndpointUrl.ps1',
         'Private/Write-EcrEvent.ps1',
-        'Public/Clear-EcrMfaSessionCache.ps1',
+        'Public/Clear-EcrMfaSession.ps1',
         'Public/Connect-EcrRegistry.ps1',
         'Public/Get-EcrMfaSession.ps1',
         'Public/Push-ComposeToEcr.ps1'
@@ -44,7 +45,7 @@
             Tags = @('AWS', 'ECR', 'Docker', 'Compose', 'MFA', 'STS', 'Container', 'Registry', 'PSEdition_Core', 'PSEdition_Desktop', 'Windows', 'Linux', 'MacOS')
             LicenseUri = 'https://www.apache.org/licenses/LICENSE-2.0'
             # NOTE: ProjectUri is left out until the project has a public home.
-            ReleaseNotes = 'First release: Get-EcrMfaSession, Clear-EcrMfaSessionCache, Connect-EcrRegistry and Push-ComposeToEcr.'
+            ReleaseNotes = 'First release: Get-EcrMfaSession, Clear-EcrMfaSession, Connect-EcrRegistry and Push-ComposeToEcr.'
         }
     }
 }

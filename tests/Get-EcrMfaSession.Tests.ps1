@@ -341,6 +341,12 @@ Describe 'Get-EcrMfaSession' {
             $stsCallsAfterReuse | Should -Be 1
         }
 
+        It 'reuses the cached session without a code' {
+            $reused = Get-EcrMfaSession -SerialNumber $serial
+            $reused.FromCache | Should -BeTrue
+            $reused.AccessKeyId | Should -Be $first.AccessKeyId
+        }
+
         It 'gets a new session with -Force' {
             $forced = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456' -Force
             $forced.FromCache | Should -BeFalse
@@ -357,6 +363,12 @@ Describe 'Get-EcrMfaSession' {
             $failure.FullyQualifiedErrorId | Should -Be 'ConflictingCacheSwitches,Get-EcrMfaSession'
         }
 
+        It 'rejects -CachedOnly with -TokenCode' {
+            $failure = $null
+            try { Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456' -CachedOnly } catch { $failure = $_ }
+            $failure.FullyQualifiedErrorId | Should -Be 'ConflictingCacheSwitches,Get-EcrMfaSession'
+        }
+
         It 'writes the cache to -CachePath' {
             $folder = Join-Path $state 'explicit-cache'
             $null = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456' -CachePath $folder
@@ -364,13 +376,13 @@ Describe 'Get-EcrMfaSession' {
         }
 
         It 'clears the cached sessions' {
-            $cleared = Clear-EcrMfaSessionCache
+            $cleared = Clear-EcrMfaSession
             $cleared.Removed | Should -BeGreaterThan 0
             $cleared.PSObject.TypeNames | Should -Contain 'EcrCompose.SessionCacheClearResult'
         }
 
         It 'fails -CachedOnly with NoCachedSession after clearing' {
-            $null = Clear-EcrMfaSessionCache
+            $null = Clear-EcrMfaSession
             $failure = $null
             try { Get-EcrMfaSession -SerialNumber $serial -CachedOnly } catch { $failure = $_ }
             $failure.FullyQualifiedErrorId | Should -Be 'NoCachedSession,Get-EcrMfaSession'
@@ -378,8 +390,63 @@ Describe 'Get-EcrMfaSession' {
 
         It 'clears nothing with -WhatIf' {
             $null = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456'
-            Clear-EcrMfaSessionCache -WhatIf | Should -BeNullOrEmpty
+            Clear-EcrMfaSession -WhatIf | Should -BeNullOrEmpty
             (Get-EcrMfaSession -SerialNumber $serial -CachedOnly).FromCache | Should -BeTrue
+        }
+    }
+
+    Context 'without a code' {
+        It 'fails with MissingTokenCode where it cannot ask' {
+            Use-NewSessionCache
+            # A runspace without a host user interface cannot prompt, like pwsh -NonInteractive.
+            $shell = [powershell]::Create()
+            try {
+                $null = $shell.AddScript({
+                        param($Manifest, $Serial)
+                        Import-Module $Manifest
+                        try { Get-EcrMfaSession -SerialNumber $Serial } catch { $_ }
+                    }).AddArgument($manifestPath).AddArgument($standIns.serialNumber)
+                $failure = $shell.Invoke() | Select-Object -Last 1
+            }
+            finally {
+                $shell.Dispose()
+            }
+
+            $failure.FullyQualifiedErrorId | Should -Be 'MissingTokenCode,Get-EcrMfaSession'
+            $failure.Exception.Message | Should -Match '-TokenCode'
+        }
+    }
+
+    Context 'profile defaults' {
+        BeforeAll {
+            Use-NewSessionCache
+            Add-Content -Path $standIns.awsConfigFile -Encoding utf8 -Value @(
+                '[profile mfa-defaults]'
+                "mfa_serial = $($standIns.serialNumber)"
+                'duration_seconds = 900'
+            )
+            $before = [datetime]::UtcNow
+            $session = Get-EcrMfaSession -ProfileName 'mfa-defaults' -TokenCode '123456'
+        }
+
+        It 'takes the serial number from mfa_serial' {
+            $session.SerialNumber | Should -Be $standIns.serialNumber
+        }
+
+        It 'takes the duration from duration_seconds' {
+            $session.Expiration | Should -BeLessOrEqual ([datetime]::UtcNow.AddSeconds(900 + 5))
+            $session.Expiration | Should -BeGreaterOrEqual $before.AddSeconds(900 - 5)
+        }
+
+        It 'names the profile' {
+            $session.ProfileName | Should -Be 'mfa-defaults'
+        }
+
+        It 'fails with MissingSerialNumber for a profile without mfa_serial' {
+            Add-Content -Path $standIns.awsConfigFile -Encoding utf8 -Value '[profile no-device]', 'region = us-east-1'
+            $failure = $null
+            try { Get-EcrMfaSession -ProfileName 'no-device' -TokenCode '123456' } catch { $failure = $_ }
+            $failure.FullyQualifiedErrorId | Should -Be 'MissingSerialNumber,Get-EcrMfaSession'
         }
     }
 

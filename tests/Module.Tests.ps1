@@ -139,7 +139,7 @@ Describe 'Exported commands' {
         }
     }
 
-    It '<_> supports ShouldProcess' -ForEach 'Clear-EcrMfaSessionCache', 'Connect-EcrRegistry', 'Push-ComposeToEcr' {
+    It '<_> supports ShouldProcess' -ForEach 'Clear-EcrMfaSession', 'Connect-EcrRegistry', 'Push-ComposeToEcr' {
         (Get-Command -Name $_).Parameters.Keys | Should -Contain 'WhatIf'
     }
 }

@@ -19,18 +19,20 @@ function Get-EcrMfaSession {
     elsewhere. While a cached session has more than MinimumRemainingSeconds left, it is
     returned without calling STS, so the token code is not checked; FromCache is then $true. Use
     -Force for a new session, -NoCache to bypass the cache, and -CachedOnly to get a cached session
-    without a code. Clear-EcrMfaSessionCache removes cached sessions.
+    without a code. Clear-EcrMfaSession removes cached sessions.
 
     .PARAMETER SerialNumber
     The MFA device: the ARN of a virtual device, such as arn:aws:iam::123456789012:mfa/dev, or the
-    serial number of a hardware device. 9 to 256 characters.
+    serial number of a hardware device. 9 to 256 characters. Defaults to mfa_serial of the profile.
 
     .PARAMETER TokenCode
-    The 6-digit code that the MFA device shows now. A code can be used once.
+    The 6-digit code that the MFA device shows now. A code can be used once. Without it, a cached
+    session is returned when there is one, and otherwise the command asks for the code (or fails
+    with MissingTokenCode where it cannot ask, as in pwsh -NonInteractive).
 
     .PARAMETER DurationInSeconds
-    How long the session lasts, in seconds: 900 (15 minutes) to 129600 (36 hours). The default is
-    43200 (12 hours), the default of STS.
+    How long the session lasts, in seconds: 900 (15 minutes) to 129600 (36 hours). Defaults to
+    duration_seconds of the profile, then to 43200 (12 hours), the default of STS.
 
     .PARAMETER ProfileName
     The AWS profile with the long-term credentials of the IAM user. Defaults to AWS_PROFILE, then to
@@ -73,6 +75,12 @@ function Get-EcrMfaSession {
     Gets a one-hour session with the profile dev and pushes the images of a compose project with it.
 
     .EXAMPLE
+    Get-EcrMfaSession -ProfileName dev | Push-ComposeToEcr
+
+    Uses mfa_serial and duration_seconds of the profile dev, reuses its cached session when one is
+    left, and asks for the MFA code otherwise.
+
+    .EXAMPLE
     $session = Get-EcrMfaSession -SerialNumber arn:aws:iam::123456789012:mfa/dev -CachedOnly
 
     Gets the cached session of the default profile without a code, for example in a second window.
@@ -83,10 +91,10 @@ function Get-EcrMfaSession {
     .OUTPUTS
     EcrCompose.MfaSession
     #>
-    [CmdletBinding(DefaultParameterSetName = 'TokenCode')]
+    [CmdletBinding()]
     [OutputType([EcrCompose.MfaSession])]
     param(
-        [Parameter(Mandatory, Position = 0)]
+        [Parameter(Position = 0)]
         [ValidateScript({
             if ($_.Length -ge 9 -and $_.Length -le 256 -and $_ -match '^[\w+=/:,.@-]+$') {
                 return $true
@@ -98,7 +106,7 @@ function Get-EcrMfaSession {
         })]
         [string] $SerialNumber,
 
-        [Parameter(Mandatory, Position = 1, ParameterSetName = 'TokenCode')]
+        [Parameter(Position = 1)]
         [ValidateScript({
             if ($_ -match '^[0-9]{6}$') {
                 return $true
@@ -109,7 +117,6 @@ function Get-EcrMfaSession {
         })]
         [string] $TokenCode,
 
-        [Parameter(ParameterSetName = 'TokenCode')]
         [ValidateRange(900, 129600)]
         [int] $DurationInSeconds = 43200,
 
@@ -122,13 +129,10 @@ function Get-EcrMfaSession {
         [ValidateScript({ Test-EcrEndpointUrl -Url $_ })]
         [string] $EndpointUrl,
 
-        [Parameter(ParameterSetName = 'TokenCode')]
         [switch] $Force,
 
-        [Parameter(ParameterSetName = 'TokenCode')]
         [switch] $NoCache,
 
-        [Parameter(Mandatory, ParameterSetName = 'CachedOnly')]
         [switch] $CachedOnly,
 
         [ValidateNotNullOrEmpty()]
@@ -138,9 +142,16 @@ function Get-EcrMfaSession {
         [int] $MinimumRemainingSeconds = 300
     )
 
+    $conflict = $null
     if ($Force -and $NoCache) {
-        $exception = [System.ArgumentException]::new(
-            '-Force and -NoCache cannot be used together: -Force replaces the cached session, -NoCache leaves the cache alone.')
+        $conflict = '-Force and -NoCache cannot be used together: -Force replaces the cached session, -NoCache leaves the cache alone.'
+    }
+    elseif ($CachedOnly -and ($Force -or $NoCache -or $TokenCode)) {
+        $conflict = '-CachedOnly cannot be used with -TokenCode, -Force or -NoCache: it only reads the session cache.'
+    }
+
+    if ($conflict) {
+        $exception = [System.ArgumentException]::new($conflict)
         $PSCmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
             $exception, 'ConflictingCacheSwitches', 'InvalidArgument', $null))
     }
@@ -160,12 +171,17 @@ function Get-EcrMfaSession {
         $cache.dir = Resolve-EcrFileSystemPath -Path $CachePath -Cmdlet $PSCmdlet
     }
 
-    $request = @{
-        serialNumber = $SerialNumber
-        cache = $cache
+    $request = @{ cache = $cache }
+    if ($SerialNumber) {
+        $request.serialNumber = $SerialNumber
     }
-    if (-not $CachedOnly) {
+
+    if ($TokenCode) {
         $request.tokenCode = $TokenCode
+    }
+
+    # Unless given, the library takes duration_seconds of the profile, then 43200.
+    if ($PSBoundParameters.ContainsKey('DurationInSeconds')) {
         $request.durationSeconds = $DurationInSeconds
     }
     $aws = New-EcrAwsOptions -ProfileName $ProfileName -Region $Region -EndpointUrl $EndpointUrl
@@ -173,7 +189,18 @@ function Get-EcrMfaSession {
         $request.aws = $aws
     }
 
-    $result = Invoke-EcrOperation -Operation token -Request $request -Cmdlet $PSCmdlet
+    try {
+        $result = Invoke-EcrOperation -Operation token -Request $request -Cmdlet $PSCmdlet
+    }
+    catch {
+        # Without a code, the library returns a cached session or fails with MissingTokenCode.
+        if ($TokenCode -or $CachedOnly -or $_.FullyQualifiedErrorId -notlike 'MissingTokenCode,*') {
+            $PSCmdlet.ThrowTerminatingError($_)
+        }
+
+        $request.tokenCode = Read-EcrTokenCode -SerialNumber $SerialNumber -Cmdlet $PSCmdlet
+        $result = Invoke-EcrOperation -Operation token -Request $request -Cmdlet $PSCmdlet
+    }
 
     $session = [EcrCompose.MfaSession]::new()
     $session.AccessKeyId = $result.accessKeyId

@@ -1,4 +1,4 @@
-function Clear-EcrMfaSessionCache {
+function Clear-EcrMfaSession {
     <#
     .SYNOPSIS
     Removes cached MFA sessions.
@@ -16,12 +16,12 @@ function Clear-EcrMfaSessionCache {
     folder.
 
     .EXAMPLE
-    Clear-EcrMfaSessionCache
+    Clear-EcrMfaSession
 
     Removes every cached session.
 
     .EXAMPLE
-    Clear-EcrMfaSessionCache -ProfileName dev -WhatIf
+    Clear-EcrMfaSession -ProfileName dev -WhatIf
 
     Shows that the sessions of the profile dev would be removed, without removing them.
 
