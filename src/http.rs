@@ -69,6 +69,8 @@ mod tests {
     #[test]
     fn loopback_hosts() {
         assert!(is_loopback_host("127.0.0.1:5000"));
+        assert!(is_loopback_host("127.8.0.1"));
+        assert!(is_loopback_host("localhost:5000"));
         assert!(is_loopback_host("localhost"));
         assert!(is_loopback_host("[::1]:5000"));
         assert!(!is_loopback_host("123456789012.dkr.ecr.us-east-1.amazonaws.com"));

@@ -1,6 +1,5 @@
 //! HTTP client of one registry repository: TLS, authentication, retries.
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -27,21 +26,7 @@ const TOKEN_MIN_AGE: Duration = Duration::from_secs(10);
 /// Times one request may be repeated after new credentials or a new token.
 const MAX_AUTH_RETRIES: u32 = 2;
 
-/// True for hosts that docker reaches over plain HTTP by default: loopback
-/// addresses and `localhost`, with or without a port.
-pub fn is_loopback_host(host: &str) -> bool {
-    let without_port = match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.ends_with(':') => {
-            name
-        }
-        _ => host,
-    };
-    let name = without_port.trim_start_matches('[').trim_end_matches(']');
-    name.eq_ignore_ascii_case("localhost")
-        || name
-            .parse::<IpAddr>()
-            .is_ok_and(|address| address.is_loopback())
-}
+pub use crate::http::is_loopback_host;
 
 /// Behaviour of a request that is on the wire when the push is cancelled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -659,22 +644,6 @@ fn tls_error(error: rustls::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_hosts_are_recognized() {
-        assert!(is_loopback_host("127.0.0.1:5000"));
-        assert!(is_loopback_host("127.8.0.1"));
-        assert!(is_loopback_host("localhost:5000"));
-        assert!(is_loopback_host("[::1]:5000"));
-    }
-
-    #[test]
-    fn remote_hosts_are_not_loopback() {
-        assert!(!is_loopback_host(
-            "123456789012.dkr.ecr.us-east-1.amazonaws.com"
-        ));
-        assert!(!is_loopback_host("10.0.0.1:5000"));
-    }
 
     #[test]
     fn repository_names() {
