@@ -256,6 +256,12 @@ Describe 'Push-ComposeToEcr' {
             $image = "$registryHost/hello/whatif:1.0"
             Invoke-Docker @('tag', "$registryHost/hello/web:1.0", $image)
             $whatIfCompose = New-ComposeFile -Image $image
+
+            # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
+            $pwsh = @((Get-Process -Id $PID).Path)
+            if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
+                $pwsh += Join-Path $PSHOME 'pwsh.dll'
+            }
         }
 
         It 'returns nothing' {
@@ -273,15 +279,18 @@ Describe 'Push-ComposeToEcr' {
             $script = "Import-Module '$manifestPath'; " +
                 "`$session = Get-EcrMfaSession -SerialNumber '$($standIns.serialNumber)' -TokenCode '123456'; " +
                 "Push-ComposeToEcr -Path '$whatIfCompose' -Session `$session -RegistryAlias @{ '$registryHost' = '$ecrHost' } -CreateRepository -WhatIf"
-            # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
-            $pwsh = @((Get-Process -Id $PID).Path)
-            if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
-                $pwsh += Join-Path $PSHOME 'pwsh.dll'
-            }
-
             $arguments = @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-Command', $script)
             $output = & $pwsh[0] @arguments 2>&1 | Out-String
-            $output | Should -Match ([regex]::Escape("What if: Performing the operation `"Push image to Amazon ECR`" on target `"$image`""))
+            $output | Should -Match ([regex]::Escape("What if: Push $image of single to registry $registryHost, repository hello/whatif."))
+        }
+
+        It 'prints skipped images in the plan' {
+            $script = "Import-Module '$manifestPath'; " +
+                "`$session = Get-EcrMfaSession -SerialNumber '$($standIns.serialNumber)' -TokenCode '123456'; " +
+                "Push-ComposeToEcr -Path '$composeFile' -Session `$session -RegistryAlias @{ '$registryHost' = '$ecrHost' } -WhatIf"
+            $arguments = @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-Command', $script)
+            $output = & $pwsh[0] @arguments 2>&1 | Out-String
+            $output | Should -Match 'What if: Skip docker\.io/library/redis:7-alpine of cache: '
         }
     }
 

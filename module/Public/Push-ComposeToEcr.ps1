@@ -15,7 +15,8 @@ function Push-ComposeToEcr {
     lines to the verbose and debug streams.
 
     With -WhatIf nothing is pushed: the command reads the project, asks the library for the plan
-    and prints one "What if" line per image that would be pushed.
+    and prints one "What if" line per image: the registry and repository it would be pushed to, or
+    why it would be skipped.
 
     .PARAMETER Path
     The compose files, merged in order like docker compose -f. Relative paths are resolved against
@@ -229,13 +230,22 @@ function Push-ComposeToEcr {
         if ($WhatIfPreference) {
             # The dry run reads the project and resolves registries but uploads nothing.
             $plan = Invoke-EcrOperation -Operation push -Request $request -Cmdlet $PSCmdlet
+            # Each image gets a "What if" line, the skipped ones too, so the output is the whole plan.
             foreach ($image in $plan) {
-                if ($image.Status -eq 'Planned') {
-                    [void] $PSCmdlet.ShouldProcess($image.Reference, 'Push image to Amazon ECR')
+                $services = $image.Service -join ', '
+                $line = switch ($image.Status) {
+                    'Planned' {
+                        "Push $($image.Reference) of $services to registry $($image.Registry), repository $($image.Repository)."
+                    }
+                    'Failed' {
+                        "Fail $($image.Reference) of ${services}: $($image.Reason)"
+                    }
+                    default {
+                        "Skip $($image.Reference) of ${services}: $($image.Reason)"
+                    }
                 }
-                else {
-                    Write-Verbose "$($image.Reference): $($image.Status). $($image.Reason)"
-                }
+
+                [void] $PSCmdlet.ShouldProcess($line, $line, 'Push-ComposeToEcr')
             }
 
             return
