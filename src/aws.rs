@@ -4,6 +4,16 @@
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_config::ecs::EcsCredentialsProvider;
+use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::imds::credentials::ImdsCredentialsProvider;
+use aws_config::imds::region::ImdsRegionProvider;
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
+use aws_config::provider_config::ProviderConfig;
+use aws_config::web_identity_token::WebIdentityTokenCredentialsProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::Credentials;
@@ -110,11 +120,20 @@ impl SessionCredentials {
 /// `credentials` replaces the profile's credential chain when given. The
 /// region is required, because ECR registries and STS endpoints are regional.
 pub async fn load_config(options: &AwsOptions, credentials: Option<&SessionCredentials>) -> Result<SdkConfig> {
+    reject_empty_endpoint_variables()?;
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
+    let profile = non_empty(&options.profile);
+    let region = match non_empty(&options.region) {
+        Some(region) => {
+            validate_region(region)?;
+            Some(Region::new(region.to_owned()))
+        }
+        None => region_chain(profile).region().await,
+    };
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
+        .http_client(http_client.clone())
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .timeout_config(
             TimeoutConfig::builder()
@@ -122,20 +141,25 @@ pub async fn load_config(options: &AwsOptions, credentials: Option<&SessionCrede
                 .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                 .build(),
         );
-    if let Some(profile) = non_empty(&options.profile) {
+    if let Some(profile) = profile {
         loader = loader.profile_name(profile);
     }
-    if let Some(region) = non_empty(&options.region) {
-        validate_region(region)?;
-        loader = loader.region(Region::new(region.to_owned()));
+    if let Some(region) = &region {
+        loader = loader.region(region.clone());
     }
     if let Some(endpoint) = non_empty(&options.endpoint_url) {
         validate_endpoint(endpoint)?;
         loader = loader.endpoint_url(endpoint);
     }
-    if let Some(credentials) = credentials {
-        credentials.validate()?;
-        loader = loader.credentials_provider(credentials.to_sdk());
+    match credentials {
+        Some(credentials) => {
+            credentials.validate()?;
+            loader = loader.credentials_provider(credentials.to_sdk());
+        }
+        None => {
+            let provider_config = ProviderConfig::default().with_http_client(http_client).with_region(region);
+            loader = loader.credentials_provider(credential_chain(profile, &provider_config));
+        }
     }
     let config = loader.load().await;
     if config.region().is_none() {
@@ -145,6 +169,66 @@ pub async fn load_config(options: &AwsOptions, credentials: Option<&SessionCrede
         ));
     }
     Ok(config)
+}
+
+/// True when the user opted in to EC2 instance metadata by setting
+/// `AWS_EC2_METADATA_DISABLED=false`.
+///
+/// The SDK's default chains query the metadata address whenever nothing else
+/// answers. An MFA session needs an IAM user's own keys, which instance
+/// metadata never holds, and a laptop would wait for a timeout, so the chains
+/// here leave it out unless asked.
+fn instance_metadata_allowed() -> bool {
+    std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|value| value.trim().eq_ignore_ascii_case("false"))
+}
+
+/// The SDK's default credential chain without instance metadata (see
+/// [`instance_metadata_allowed`]): environment, profile (with its SSO,
+/// process and assume-role sources), web identity, ECS container.
+fn credential_chain(profile: Option<&str>, provider_config: &ProviderConfig) -> CredentialsProviderChain {
+    let mut profile_provider = ProfileFileCredentialsProvider::builder().configure(provider_config);
+    if let Some(profile) = profile {
+        profile_provider = profile_provider.profile_name(profile);
+    }
+    let chain = CredentialsProviderChain::first_try("Environment", EnvironmentVariableCredentialsProvider::new())
+        .or_else("Profile", profile_provider.build())
+        .or_else("WebIdentityToken", WebIdentityTokenCredentialsProvider::builder().configure(provider_config).build())
+        .or_else("EcsContainer", EcsCredentialsProvider::builder().configure(provider_config).build());
+    if instance_metadata_allowed() {
+        chain.or_else("Ec2InstanceMetadata", ImdsCredentialsProvider::builder().configure(provider_config).build())
+    } else {
+        chain
+    }
+}
+
+/// The SDK's default region chain without instance metadata: environment,
+/// then the profile.
+fn region_chain(profile: Option<&str>) -> RegionProviderChain {
+    let mut profile_provider = ProfileFileRegionProvider::builder();
+    if let Some(profile) = profile {
+        profile_provider = profile_provider.profile_name(profile);
+    }
+    let chain = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new()).or_else(profile_provider.build());
+    if instance_metadata_allowed() {
+        chain.or_else(ImdsRegionProvider::builder().build())
+    } else {
+        chain
+    }
+}
+
+/// Rejects endpoint variables that are set but empty, which make the SDK panic.
+fn reject_empty_endpoint_variables() -> Result<()> {
+    for (name, value) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("AWS_ENDPOINT_URL") && value.to_string_lossy().trim().is_empty() {
+            return Err(Error::invalid(
+                "EmptyEndpointVariable",
+                format!("The environment variable {name} is set but empty: remove it, or set it to an http or https URL."),
+            )
+            .with_target(name.into_owned()));
+        }
+    }
+    Ok(())
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
@@ -216,12 +300,12 @@ where
                 )
                 .with_target(endpoint)
             } else if is_credentials_failure(&detail) {
-                missing_credentials(action, &detail)
+                missing_credentials(action, &root_cause(&error))
             } else {
                 Error::new(
                     EcrStatus::Network,
                     "EndpointUnreachable",
-                    format!("{action} could not reach {endpoint}: {}. Check the network, the region and AWS_ENDPOINT_URL.", short_cause(&detail)),
+                    format!("{action} could not reach {endpoint}: {}. Check the network, the region and AWS_ENDPOINT_URL.", root_cause(&error)),
                 )
                 .with_target(endpoint)
             }
@@ -229,12 +313,12 @@ where
         _ => {
             let detail = DisplayErrorContext(&error).to_string();
             if is_credentials_failure(&detail) {
-                missing_credentials(action, &detail)
+                missing_credentials(action, &root_cause(&error))
             } else {
                 Error::new(
                     EcrStatus::Network,
                     "InvalidServiceResponse",
-                    format!("{action} failed at {endpoint}: {}", short_cause(&detail)),
+                    format!("{action} failed at {endpoint}: {}.", root_cause(&error)),
                 )
                 .with_target(endpoint)
             }
@@ -290,21 +374,32 @@ fn is_credentials_failure(detail: &str) -> bool {
 }
 
 fn missing_credentials(action: &str, detail: &str) -> Error {
+    let first_line = detail.lines().next().unwrap_or_default().trim_end_matches(['.', ':', ' ']);
+    let detail = first_line.strip_suffix(". Attempted").unwrap_or(first_line);
     Error::new(
         EcrStatus::Authentication,
         "MissingCredentials",
         format!(
-            "{action} found no usable AWS credentials: {}. Configure the profile's aws_access_key_id and aws_secret_access_key, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
-            short_cause(detail)
+            "{action} found no usable AWS credentials ({detail}). Configure the profile's aws_access_key_id and aws_secret_access_key, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
         ),
     )
 }
 
-/// Returns the innermost causes of an SDK error chain, which say what happened.
-fn short_cause(detail: &str) -> String {
-    let parts: Vec<&str> = detail.split(": ").collect();
-    let tail = if parts.len() > 3 { &parts[parts.len() - 3..] } else { &parts[..] };
-    tail.join(": ").trim_end_matches('.').to_owned()
+/// Returns the innermost readable cause of an error chain, such as
+/// "Connection refused (os error 111)". Causes whose text is a Debug dump of
+/// SDK internals are passed over.
+pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut messages = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        messages.push(cause.to_string());
+        source = cause.source();
+    }
+    messages
+        .into_iter()
+        .rev()
+        .find(|message| !message.is_empty() && !message.contains('{'))
+        .unwrap_or_else(|| "no cause was given".to_owned())
 }
 
 #[cfg(test)]

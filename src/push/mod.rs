@@ -334,7 +334,8 @@ async fn run_image_inner(item: &PlanItem, shared: &SharedJob) -> Result<ImageRes
         }
         Err(error) if error.status == EcrStatus::Cancelled => return Err(error),
         Err(error) => {
-            tracing::error!(reference = %item.reference, error_id = %error.error_id, "push failed: {}", error.message);
+            // The caller reports the item's error itself; the log line only helps debugging.
+            tracing::debug!(reference = %item.reference, error_id = %error.error_id, "push failed: {}", error.message);
             ImageResult { error: Some(error), via: Some(shared.via), ..item_result(item, ImageStatus::Failed) }
         }
     };
