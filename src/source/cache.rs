@@ -76,15 +76,20 @@ pub struct DigestCache {
 }
 
 impl DigestCache {
-    /// Returns the process-wide cache in the user's cache folder
-    /// (`dirs::cache_dir()/ecr-compose/`), or a memory-only cache when the
-    /// platform has no cache folder.
+    /// Returns the process-wide cache in the folder of the session cache
+    /// (`ECR_COMPOSE_CACHE_DIR`, else `dirs::cache_dir()/ecr-compose/`), or a
+    /// memory-only cache when the platform has no cache folder.
     pub fn user_default() -> Self {
         static DEFAULT: OnceLock<DigestCache> = OnceLock::new();
         DEFAULT
-            .get_or_init(|| match dirs::cache_dir() {
-                Some(dir) => DigestCache::in_dir(dir.join("ecr-compose")),
-                None => DigestCache::in_memory(),
+            .get_or_init(|| {
+                let configured = std::env::var_os(crate::session::CACHE_DIR_VARIABLE)
+                    .filter(|value| !value.is_empty())
+                    .map(PathBuf::from);
+                match configured.or_else(|| dirs::cache_dir().map(|dir| dir.join("ecr-compose"))) {
+                    Some(dir) => DigestCache::in_dir(dir),
+                    None => DigestCache::in_memory(),
+                }
             })
             .clone()
     }
