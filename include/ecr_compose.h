@@ -12,7 +12,7 @@
 #define ECR_ABI_VERSION 1
 
 /*
- Longest wait that `ecr_operation_poll` honours, in milliseconds, so a
+ Maximum wait that `ecr_operation_poll` honours, in milliseconds, so a
  caller's Ctrl+C is never held up for long.
  */
 #define ECR_MAX_POLL_WAIT_MS 60000

@@ -41,8 +41,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts per AWS call, the first included, with the SDK's standard backoff.
 const MAX_ATTEMPTS: u32 = 3;
 
-/// Where the AWS settings of a request come from; each field falls back to the
-/// environment and the shared config files, as the AWS CLI does.
+/// AWS settings of a request. Each field falls back to the environment and
+/// the shared config files, as the AWS CLI does.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AwsOptions {
@@ -174,15 +174,15 @@ pub async fn load_config(options: &AwsOptions, credentials: Option<&SessionCrede
 /// True when the user opted in to EC2 instance metadata by setting
 /// `AWS_EC2_METADATA_DISABLED=false`.
 ///
-/// The SDK's default chains query the metadata address whenever nothing else
-/// answers. An MFA session needs an IAM user's own keys, which instance
+/// The SDK's default chains query the metadata address whenever no other
+/// provider returns credentials. An MFA session needs an IAM user's own keys, which instance
 /// metadata never holds, and a laptop would wait for a timeout, so the chains
 /// here leave it out unless asked.
 fn instance_metadata_allowed() -> bool {
     std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|value| value.trim().eq_ignore_ascii_case("false"))
 }
 
-/// The SDK's default credential chain without instance metadata (see
+/// Builds the SDK's default credential chain without instance metadata (see
 /// [`instance_metadata_allowed`]): environment, profile (with its SSO,
 /// process and assume-role sources), web identity, ECS container.
 fn credential_chain(profile: Option<&str>, provider_config: &ProviderConfig) -> CredentialsProviderChain {
@@ -201,7 +201,7 @@ fn credential_chain(profile: Option<&str>, provider_config: &ProviderConfig) -> 
     }
 }
 
-/// The SDK's default region chain without instance metadata: environment,
+/// Builds the SDK's default region chain without instance metadata: environment,
 /// then the profile.
 fn region_chain(profile: Option<&str>) -> RegionProviderChain {
     let mut profile_provider = ProfileFileRegionProvider::builder();

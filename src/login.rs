@@ -19,7 +19,7 @@ use crate::operation::OperationContext;
 use crate::registry::{EcrRegistry, RegistryAliases};
 use crate::secret::Secret;
 
-/// Where the docker engine and docker's client configuration are.
+/// Locations of the docker engine and of docker's client configuration.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DockerOptions {
@@ -76,7 +76,7 @@ pub struct RegistryLogin {
     pub region: String,
     /// When the authorization expires (RFC 3339).
     pub expires_at: String,
-    /// Docker config file that holds the login.
+    /// Docker config file that contains the login.
     pub docker_config: String,
 }
 

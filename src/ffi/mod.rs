@@ -21,7 +21,7 @@ use crate::error::{EcrStatus, Error};
 /// Version of this ABI; `ecr_abi_version` returns it.
 pub const ECR_ABI_VERSION: u32 = 1;
 
-/// Longest wait that `ecr_operation_poll` honours, in milliseconds, so a
+/// Maximum wait that `ecr_operation_poll` honours, in milliseconds, so a
 /// caller's Ctrl+C is never held up for long.
 pub const ECR_MAX_POLL_WAIT_MS: u32 = 60_000;
 
@@ -281,7 +281,7 @@ fn guard(body: impl FnOnce() -> EcrStatus) -> EcrStatus {
 
 /// Sends panic messages to the operation's log instead of the host's stderr.
 ///
-/// The library links its own copy of std, so this hook sees only the
+/// The library links its own copy of std, so this hook receives only the
 /// library's panics, never the host's.
 fn install_panic_hook() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();

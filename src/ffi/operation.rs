@@ -175,7 +175,7 @@ mod tests {
     }
 }
 
-/// Turns a caught panic into an error that says where it happened.
+/// Turns a caught panic into an error that names where it happened.
 pub fn panic_error(panic: &(dyn std::any::Any + Send)) -> Error {
     let detail = panic
         .downcast_ref::<&str>()

@@ -33,7 +33,7 @@ const DEFAULT_MAX_CONCURRENT_UPLOADS: usize = 6;
 /// Images pushed at once by the native path; their uploads share the slots above.
 const MAX_CONCURRENT_IMAGES: usize = 3;
 
-/// How images travel to the registry.
+/// Transport of images to the registry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Via {
@@ -86,7 +86,7 @@ pub struct PushRequest {
     /// Plan only: report what would be pushed and change nothing.
     #[serde(default)]
     pub dry_run: bool,
-    /// How images travel to the registry.
+    /// Transport of images to the registry.
     #[serde(default)]
     pub via: Via,
     /// Image sources other than the engine, by service name or image
@@ -141,9 +141,9 @@ pub struct ImageResult {
     pub digest: Option<String>,
     /// What happened.
     pub status: ImageStatus,
-    /// Why the image was skipped.
+    /// Reason the image was skipped.
     pub reason: Option<String>,
-    /// Why the image failed.
+    /// Error that failed the image.
     pub error: Option<Error>,
     /// Path the image took: `native` or `docker`.
     pub via: Option<Via>,
@@ -281,7 +281,7 @@ pub async fn push(request: &PushRequest, context: &OperationContext) -> Result<P
     Ok(finish(images, started))
 }
 
-/// What every image job of a push shares.
+/// State shared by every image job of a push.
 ///
 /// Owned, so each job's future is `'static`: borrowed fields made rustc
 /// unable to prove the futures `Send` for every lifetime.

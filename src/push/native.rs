@@ -17,7 +17,7 @@ use crate::plan::PlanItem;
 use crate::secret::Secret;
 use crate::source::{self, SourceSpec};
 
-/// What a native push reports besides the digest.
+/// Outcome of a native push.
 pub struct NativeOutcome {
     /// Digest of the pushed top manifest.
     pub digest: String,
@@ -31,7 +31,7 @@ pub struct NativeOutcome {
 
 /// Settings of a native push that come from the request.
 pub struct NativeSettings<'a> {
-    /// Where the image comes from.
+    /// Source of the image.
     pub source: SourceSpec,
     /// CA file for the registry's certificate, besides the system's roots.
     pub ca_file: Option<&'a std::path::Path>,

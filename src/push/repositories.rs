@@ -17,7 +17,7 @@ use crate::repositories::{RepositoryOptions, ensure_repositories};
 /// Returns the error of each repository that is missing or could not be
 /// created, keyed by registry host and repository name. A user allowed to
 /// push but not to describe repositories gets a warning and no check,
-/// unless the request asks to create repositories.
+/// unless the request allows creating repositories.
 pub async fn check(
     config: &SdkConfig,
     plan: &Plan,

@@ -1,5 +1,5 @@
-//! Where each image of a push is read from: the engine by default, or an OCI
-//! layout folder or a docker-archive tar named per service or image.
+//! Image sources of a push: the engine by default, or an OCI layout folder
+//! or a docker-archive tar named per service or image.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

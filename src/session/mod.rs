@@ -31,13 +31,13 @@ use crate::secret::Secret;
 /// Shortest session STS grants, in seconds.
 pub(crate) const MIN_DURATION_SECONDS: u32 = 900;
 
-/// Longest session STS grants to an IAM user, in seconds (36 hours).
+/// Maximum session STS grants to an IAM user, in seconds (36 hours).
 pub(crate) const MAX_DURATION_SECONDS: u32 = 129_600;
 
 /// Session length when neither the request nor the profile sets one; STS's own default (12 hours).
 pub(crate) const DEFAULT_DURATION_SECONDS: u32 = 43_200;
 
-/// Longest serial number STS takes (its SerialNumber limit).
+/// Maximum length of a serial number in STS (its SerialNumber limit).
 const MAX_SERIAL_LENGTH: usize = 256;
 
 /// Virtual MFA device ARN in the partitions where GetSessionToken takes one.
@@ -70,7 +70,7 @@ pub struct TokenRequest {
     pub cache: CacheOptions,
 }
 
-/// How the token operation uses the session cache.
+/// Use of the session cache by the token operation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheMode {
@@ -89,7 +89,7 @@ pub enum CacheMode {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CacheOptions {
-    /// How the cache is used.
+    /// Cache mode.
     #[serde(default)]
     pub mode: CacheMode,
     /// A cached session with less time left than this is not reused; 300 s by default.
@@ -100,7 +100,7 @@ pub struct CacheOptions {
     pub dir: Option<PathBuf>,
 }
 
-/// Time a cached session must have left to be reused, unless the request says otherwise.
+/// Time a cached session must have left to be reused, unless the request sets another.
 const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(300);
 
 /// Request of the cache-clear operation.

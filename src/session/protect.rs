@@ -60,7 +60,7 @@ mod dpapi {
         let input = CRYPT_INTEGER_BLOB { cbData: plain.len() as u32, pbData: plain.as_ptr() as *mut u8 };
         let mut output = CRYPT_INTEGER_BLOB::default();
         // SAFETY: input points at `plain`, alive for the call; output is filled
-        // by the API and freed below with LocalFree, as its documentation says.
+        // by the API and freed below with LocalFree, as its documentation requires.
         unsafe { CryptProtectData(&input, None, None, None, None, CRYPTPROTECT_UI_FORBIDDEN, &mut output) }
             .map_err(|error| Error::internal(format!("DPAPI could not protect the session: {error}")))?;
         Ok(take(output))
