@@ -1,11 +1,17 @@
 //! Gzip compression of uncompressed layers while they stream to the registry.
+//!
+//! Each 64 KiB block of a layer is judged by its byte entropy first. Blocks
+//! that look random, such as already compressed files or encrypted data, go
+//! into the deflate stream as stored blocks, which costs only a copy. The
+//! others are compressed at [`GZIP_LEVEL`]. Deflating random bytes at level
+//! 6 runs at about 50 MiB/s per core and gains nothing.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use flate2::{Compression, GzBuilder};
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -13,16 +19,31 @@ use super::digest::{StreamDigest, short_digest};
 use super::{BlobReader, file_error};
 use crate::error::{Error, Result};
 
-/// Gzip level: 6 is the default of Go's `compress/gzip`, which the docker
-/// engine uses for `docker push`.
+/// Gzip level of blocks that compress: 6 is the default of Go's
+/// `compress/gzip`, which the docker engine uses for `docker push`.
 const GZIP_LEVEL: u32 = 6;
+/// Deflate level 0 writes stored blocks: the bytes as they are, framed.
+const STORED_LEVEL: u32 = 0;
 /// Uncompressed bytes read per step.
 const INPUT_BUFFER_SIZE: usize = 256 * 1024;
+/// Uncompressed bytes judged at once.
+const BLOCK_SIZE: usize = 64 * 1024;
+/// Shorter blocks (the end of a layer) keep the previous level, because
+/// the entropy of a few bytes is a poor estimate.
+const MIN_JUDGED_BLOCK_SIZE: usize = 4 * 1024;
+/// Byte entropy, in bits per byte, from which a block is stored. At 7.9
+/// bits a code per byte such as Huffman's saves at most 1.25 %. Random
+/// bytes measure about 7.997 over 64 KiB.
+const STORED_MIN_ENTROPY: f64 = 7.9;
 /// Compressed bytes gathered before they are sent on.
 const OUTPUT_CHUNK_SIZE: usize = 128 * 1024;
 /// Compressed chunks that may wait for the uploader: with 128 KiB chunks
 /// the compressor runs at most about 1 MiB ahead.
 const CHANNEL_CAPACITY: usize = 8;
+/// Gzip member header (RFC 1952): deflate, no flags, no modification
+/// time, no extra flags, unknown operating system. A fixed header keeps
+/// the output of the same layer identical between pushes.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
 /// A stored uncompressed layer: a byte range of a file and its digest.
 pub(crate) struct UncompressedLayer {
@@ -70,10 +91,7 @@ fn compress_into(
     let mut input = file.take(layer.length);
 
     let mut uncompressed = StreamDigest::like(&layer.diff_id)?;
-    let mut encoder = GzBuilder::new().mtime(0).write(
-        Vec::with_capacity(OUTPUT_CHUNK_SIZE * 2),
-        Compression::new(GZIP_LEVEL),
-    );
+    let mut gzip = GzipWriter::new();
     let mut buffer = vec![0u8; INPUT_BUFFER_SIZE];
     loop {
         if cancel.is_cancelled() || sender.is_closed() {
@@ -84,10 +102,11 @@ fn compress_into(
             break;
         }
         uncompressed.update(&buffer[..read]);
-        encoder.write_all(&buffer[..read]).map_err(compress_error)?;
-        let output = encoder.get_mut();
-        if output.len() >= OUTPUT_CHUNK_SIZE {
-            let chunk = Bytes::from(std::mem::take(output));
+        for block in buffer[..read].chunks(BLOCK_SIZE) {
+            gzip.write_block(block)?;
+        }
+        if gzip.output.len() >= OUTPUT_CHUNK_SIZE {
+            let chunk = Bytes::from(std::mem::take(&mut gzip.output));
             if sender.blocking_send(Ok(chunk)).is_err() {
                 return Ok(());
             }
@@ -111,14 +130,121 @@ fn compress_into(
             &format!("its content has the digest {}", short_digest(&actual)),
         ));
     }
-    let rest = encoder.finish().map_err(compress_error)?;
+    let rest = gzip.finish()?;
     if !rest.is_empty() {
         let _ = sender.blocking_send(Ok(Bytes::from(rest)));
     }
     Ok(())
 }
 
-fn compress_error(error: std::io::Error) -> Error {
+/// A gzip member written block by block, each block at the deflate level
+/// its content calls for.
+struct GzipWriter {
+    deflate: Compress,
+    crc: Crc,
+    level: u32,
+    /// Compressed bytes not yet taken by the caller.
+    output: Vec<u8>,
+}
+
+impl GzipWriter {
+    fn new() -> GzipWriter {
+        let mut output = Vec::with_capacity(OUTPUT_CHUNK_SIZE + INPUT_BUFFER_SIZE);
+        output.extend_from_slice(&GZIP_HEADER);
+        GzipWriter {
+            // false: raw deflate, framed by the gzip header and trailer here.
+            deflate: Compress::new(Compression::new(GZIP_LEVEL), false),
+            crc: Crc::new(),
+            level: GZIP_LEVEL,
+            output,
+        }
+    }
+
+    fn write_block(&mut self, block: &[u8]) -> Result<()> {
+        let level = if block.len() < MIN_JUDGED_BLOCK_SIZE {
+            self.level
+        } else if byte_entropy(block) >= STORED_MIN_ENTROPY {
+            STORED_LEVEL
+        } else {
+            GZIP_LEVEL
+        };
+        if level != self.level {
+            // The level may change only where a deflate block ends.
+            self.deflate(&[], FlushCompress::Sync)?;
+            self.deflate
+                .set_level(Compression::new(level))
+                .map_err(|error| compress_error(&error))?;
+            self.level = level;
+        }
+        self.crc.update(block);
+        self.deflate(block, FlushCompress::None)?;
+        Ok(())
+    }
+
+    /// Ends the deflate stream, appends the gzip trailer and returns the
+    /// output not yet taken.
+    fn finish(mut self) -> Result<Vec<u8>> {
+        self.deflate(&[], FlushCompress::Finish)?;
+        self.output.extend_from_slice(&self.crc.sum().to_le_bytes());
+        // The trailer contains the uncompressed length modulo 2^32.
+        self.output
+            .extend_from_slice(&self.crc.amount().to_le_bytes());
+        Ok(self.output)
+    }
+
+    /// Feeds `input` to the compressor, growing the output until the
+    /// compressor has taken all input and, for a flush, written all output.
+    fn deflate(&mut self, mut input: &[u8], flush: FlushCompress) -> Result<()> {
+        loop {
+            self.output.reserve(input.len() + BLOCK_SIZE);
+            let taken_before = self.deflate.total_in();
+            let status = self
+                .deflate
+                .compress_vec(input, &mut self.output, flush)
+                .map_err(|error| compress_error(&error))?;
+            let taken = (self.deflate.total_in() - taken_before) as usize;
+            input = &input[taken..];
+            let output_full = self.output.len() == self.output.capacity();
+            let finished = match flush {
+                FlushCompress::Finish => status == Status::StreamEnd,
+                _ => input.is_empty() && !output_full,
+            };
+            if finished {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Returns the Shannon entropy of the byte values of `block`, in bits per
+/// byte: 8 for uniformly random bytes, about 4.5 for English text.
+fn byte_entropy(block: &[u8]) -> f64 {
+    // Four tables, so that runs of one byte value do not stall on a
+    // single counter.
+    let mut counts = [[0u32; 256]; 4];
+    let mut quads = block.chunks_exact(4);
+    for quad in &mut quads {
+        counts[0][quad[0] as usize] += 1;
+        counts[1][quad[1] as usize] += 1;
+        counts[2][quad[2] as usize] += 1;
+        counts[3][quad[3] as usize] += 1;
+    }
+    for &byte in quads.remainder() {
+        counts[0][byte as usize] += 1;
+    }
+    let total = block.len() as f64;
+    let mut entropy = 0.0;
+    for (value, first) in counts[0].iter().enumerate() {
+        let count = first + counts[1][value] + counts[2][value] + counts[3][value];
+        if count > 0 {
+            let share = f64::from(count) / total;
+            entropy -= share * share.log2();
+        }
+    }
+    entropy
+}
+
+fn compress_error(error: &dyn std::fmt::Display) -> Error {
     Error::internal(format!("Gzip compression of a layer failed: {error}."))
 }
 
@@ -136,7 +262,7 @@ fn corrupt_layer(layer: &UncompressedLayer, problem: &str) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
+    use std::io::{Read, Write};
 
     use futures_util::TryStreamExt;
 
@@ -173,6 +299,83 @@ mod tests {
             .read_to_end(&mut decoded)
             .unwrap();
         assert_eq!(decoded, content);
+    }
+
+    /// Returns bytes from xorshift64, which look random to gzip.
+    fn random_bytes(length: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        let mut bytes = Vec::with_capacity(length + 8);
+        while bytes.len() < length {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            bytes.extend_from_slice(&state.to_le_bytes());
+        }
+        bytes.truncate(length);
+        bytes
+    }
+
+    fn text_bytes(length: usize) -> Vec<u8> {
+        let line = b"the quick brown fox jumps over the lazy dog, again and again\n";
+        line.iter().copied().cycle().take(length).collect()
+    }
+
+    fn gunzip(compressed: &[u8]) -> Vec<u8> {
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(compressed)
+            .read_to_end(&mut decoded)
+            .unwrap();
+        decoded
+    }
+
+    #[tokio::test]
+    async fn gzip_mixed_round_trip() {
+        let mut content = text_bytes(3 * BLOCK_SIZE + 100);
+        content.extend(random_bytes(5 * BLOCK_SIZE + 7, 1));
+        content.extend(text_bytes(2 * BLOCK_SIZE));
+        content.extend(random_bytes(MIN_JUDGED_BLOCK_SIZE - 1, 2));
+        let (_file, layer) = layer_file(&content);
+        let compressed = collect(gzip_layer(layer, CancellationToken::new()))
+            .await
+            .unwrap();
+        assert_eq!(gunzip(&compressed), content);
+    }
+
+    #[tokio::test]
+    async fn gzip_stores_random_bytes() {
+        let content = random_bytes(4 * INPUT_BUFFER_SIZE, 3);
+        let (_file, layer) = layer_file(&content);
+        let compressed = collect(gzip_layer(layer, CancellationToken::new()))
+            .await
+            .unwrap();
+        // Stored blocks add 5 bytes per 64 KiB at most, plus header and trailer.
+        assert!(compressed.len() <= content.len() + content.len() / 1000 + 64);
+        assert_eq!(gunzip(&compressed), content);
+    }
+
+    #[tokio::test]
+    async fn gzip_compresses_text() {
+        let content = text_bytes(4 * INPUT_BUFFER_SIZE);
+        let (_file, layer) = layer_file(&content);
+        let compressed = collect(gzip_layer(layer, CancellationToken::new()))
+            .await
+            .unwrap();
+        assert!(compressed.len() < content.len() / 20);
+    }
+
+    #[test]
+    fn entropy_of_random_bytes_is_high() {
+        assert!(byte_entropy(&random_bytes(BLOCK_SIZE, 4)) >= STORED_MIN_ENTROPY);
+    }
+
+    #[test]
+    fn entropy_of_text_is_low() {
+        assert!(byte_entropy(&text_bytes(BLOCK_SIZE)) < 5.0);
+    }
+
+    #[test]
+    fn entropy_of_one_value_is_zero() {
+        assert_eq!(byte_entropy(&[7u8; 4096]), 0.0);
     }
 
     #[tokio::test]
