@@ -1,4 +1,5 @@
-# Loads the interop types once per process, then dot-sources one function per file.
+# Loads the interop types once per process, dot-sources one function per file and registers
+# tab completion.
 
 $typeSource = Join-Path -Path $PSScriptRoot -ChildPath 'Private/NativeMethods.cs'
 
@@ -16,3 +17,5 @@ foreach ($folder in 'Private', 'Public') {
 
 # The native library is loaded on first use by Get-EcrNativeLibrary.
 $script:EcrLibrary = $null
+
+Register-EcrArgumentCompleter

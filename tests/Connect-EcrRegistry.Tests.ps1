@@ -95,7 +95,7 @@ Describe 'Connect-EcrRegistry' {
             $configFolder = New-DockerConfigFolder
             $before = [datetime]::UtcNow
             $records = @($session | Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases `
-                    -DockerConfigPath $configFolder -Verbose -Debug *>&1)
+                    -DockerConfigPath $configFolder -PassThru -Verbose -Debug *>&1)
             $login = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.LoginResult' })
             $configPath = Join-Path $configFolder 'config.json'
         }
@@ -150,7 +150,7 @@ Describe 'Connect-EcrRegistry' {
             $parent = New-DockerConfigFolder
             Push-Location $parent
             try {
-                $login = Connect-EcrRegistry -Registry $registryHost -Session $session -RegistryAlias $aliases -DockerConfigPath 'relative'
+                $login = Connect-EcrRegistry -Registry $registryHost -Session $session -RegistryAlias $aliases -DockerConfigPath 'relative' -PassThru
             }
             finally {
                 Pop-Location
@@ -165,7 +165,7 @@ Describe 'Connect-EcrRegistry' {
             $previous = $env:DOCKER_CONFIG
             $env:DOCKER_CONFIG = $configFolder
             try {
-                $login = Connect-EcrRegistry -Registry $registryHost -Session $session -RegistryAlias $aliases
+                $login = Connect-EcrRegistry -Registry $registryHost -Session $session -RegistryAlias $aliases -PassThru
             }
             finally {
                 $env:DOCKER_CONFIG = $previous
@@ -175,8 +175,24 @@ Describe 'Connect-EcrRegistry' {
         }
 
         It 'logs in with the default credentials without a session' {
-            $login = Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases -DockerConfigPath (New-DockerConfigFolder)
+            $login = Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases -DockerConfigPath (New-DockerConfigFolder) -PassThru
             $login.Registry | Should -Be $registryHost
+        }
+
+        It 'writes no object without -PassThru' {
+            $configFolder = New-DockerConfigFolder
+            $output = $session | Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases -DockerConfigPath $configFolder
+            $output | Should -BeNullOrEmpty
+            Join-Path $configFolder 'config.json' | Should -Exist
+        }
+
+        It 'writes a tagged information line per registry' {
+            $null = $session | Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases `
+                -DockerConfigPath (New-DockerConfigFolder) -InformationVariable information
+            $lines = @($information | Where-Object { $_.Tags -contains 'Login' })
+            $lines.Count | Should -Be 1
+            $lines[0].Tags | Should -Contain 'EcrCompose'
+            "$($lines[0].MessageData)" | Should -BeLike "Logged docker in to $registryHost until *"
         }
 
         It 'changes nothing with -WhatIf' {

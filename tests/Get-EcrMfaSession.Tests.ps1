@@ -199,6 +199,21 @@ Describe 'Get-EcrMfaSession' {
         It 'Out-String shows the time left' {
             $session | Out-String -Width 4096 | Should -Match '\b1[01]:\d\d:\d\d\b'
         }
+
+        It 'computes TimeLeft from the expiration' {
+            $session.TimeLeft.TotalHours | Should -BeGreaterThan 11.9
+            $session.TimeLeft.TotalHours | Should -BeLessOrEqual 12
+        }
+
+        It 'shows an expired session as expired' {
+            $expired = [EcrCompose.MfaSession] @{ AccountId = '123456789012'; Expiration = [datetime]::UtcNow.AddMinutes(-1) }
+            $expired.TimeLeft | Should -Be ([timespan]::Zero)
+            $expired | Out-String -Width 4096 | Should -Match 'expired'
+        }
+
+        It 'Format-Table shows the expiration' {
+            $session | Format-Table | Out-String -Width 4096 | Should -Match ([regex]::Escape($session.Expiration.ToString('yyyy-MM-dd HH:mm')))
+        }
     }
 
     Context 'wrong code' {
@@ -376,9 +391,21 @@ Describe 'Get-EcrMfaSession' {
         }
 
         It 'clears the cached sessions' {
-            $cleared = Clear-EcrMfaSession
+            $cleared = Clear-EcrMfaSession -PassThru
             $cleared.Removed | Should -BeGreaterThan 0
             $cleared.PSObject.TypeNames | Should -Contain 'EcrCompose.SessionCacheClearResult'
+        }
+
+        It 'clears without output unless -PassThru' {
+            $null = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456'
+            Clear-EcrMfaSession | Should -BeNullOrEmpty
+        }
+
+        It 'clears the profile of a piped session' {
+            $piped = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456'
+            $cleared = $piped | Clear-EcrMfaSession -PassThru
+            $cleared.ProfileName | Should -Be $piped.ProfileName
+            $cleared.Removed | Should -Be 1
         }
 
         It 'fails -CachedOnly with NoCachedSession after clearing' {
@@ -392,6 +419,52 @@ Describe 'Get-EcrMfaSession' {
             $null = Get-EcrMfaSession -SerialNumber $serial -TokenCode '123456'
             Clear-EcrMfaSession -WhatIf | Should -BeNullOrEmpty
             (Get-EcrMfaSession -SerialNumber $serial -CachedOnly).FromCache | Should -BeTrue
+        }
+    }
+
+    Context 'prompt for the code' {
+        BeforeAll {
+            Use-NewSessionCache
+            Mock -ModuleName EcrCompose Get-EcrNonInteractiveReason { $null }
+            Mock -ModuleName EcrCompose Read-Host { ConvertTo-SecureString -String '123456' -AsPlainText -Force }
+            $records = @(Get-EcrMfaSession -SerialNumber $standIns.serialNumber -Verbose -Debug *>&1)
+            $session = @($records | Where-Object { $_ -is [EcrCompose.MfaSession] })
+        }
+
+        It 'returns a session from STS' {
+            $session[0].FromCache | Should -BeFalse
+        }
+
+        It 'reads the code as a secure string' {
+            Should -Invoke Read-Host -ModuleName EcrCompose -Scope Context -Times 1 -Exactly -ParameterFilter { $AsSecureString }
+        }
+
+        It 'names the MFA device in the prompt' {
+            Should -Invoke Read-Host -ModuleName EcrCompose -Scope Context -Times 1 -Exactly -ParameterFilter { $Prompt -match [regex]::Escape($standIns.serialNumber) }
+        }
+
+        It 'writes the code to no stream' {
+            (ConvertTo-VisibleText $records) | Should -Not -Match '\b123456\b'
+        }
+
+        It 'does not prompt when a cached session is left' {
+            $cached = Get-EcrMfaSession -SerialNumber $standIns.serialNumber
+            $cached.FromCache | Should -BeTrue
+            Should -Invoke Read-Host -ModuleName EcrCompose -Scope It -Times 0 -Exactly
+        }
+
+        It 'prompts for a new session with -Force' {
+            $forced = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -Force
+            $forced.FromCache | Should -BeFalse
+            Should -Invoke Read-Host -ModuleName EcrCompose -Scope It -Times 1 -Exactly
+        }
+
+        It 'fails with MissingTokenCode for an empty answer' {
+            Mock -ModuleName EcrCompose Read-Host { [System.Security.SecureString]::new() }
+            $failure = $null
+            try { Get-EcrMfaSession -SerialNumber $standIns.serialNumber -NoCache } catch { $failure = $_ }
+            $failure.FullyQualifiedErrorId | Should -Be 'MissingTokenCode,Get-EcrMfaSession'
+            $failure.Exception.Message | Should -Match 'none was typed'
         }
     }
 
@@ -414,6 +487,231 @@ Describe 'Get-EcrMfaSession' {
 
             $failure.FullyQualifiedErrorId | Should -Be 'MissingTokenCode,Get-EcrMfaSession'
             $failure.Exception.Message | Should -Match '-TokenCode'
+        }
+    }
+
+    Context 'non-interactive sessions' {
+        It 'fails at once in CI with a message naming -TokenCode' {
+            Use-NewSessionCache
+            $previous = $env:CI
+            $env:CI = 'true'
+            try {
+                $failure = $null
+                try { Get-EcrMfaSession -SerialNumber $standIns.serialNumber } catch { $failure = $_ }
+            }
+            finally {
+                $env:CI = $previous
+            }
+
+            $failure.FullyQualifiedErrorId | Should -Be 'MissingTokenCode,Get-EcrMfaSession'
+            $failure.Exception.Message | Should -Match '-TokenCode'
+            $failure.Exception.Message | Should -Match '\bCI is set\b'
+        }
+
+        It 'fails at once in pwsh -NonInteractive with a message naming -TokenCode' {
+            # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
+            $pwsh = @((Get-Process -Id $PID).Path)
+            if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
+                $pwsh += Join-Path $PSHOME 'pwsh.dll'
+            }
+
+            $script = "Import-Module '$manifestPath'; " +
+                "try { Get-EcrMfaSession -SerialNumber '$($standIns.serialNumber)' -NoCache } " +
+                "catch { `$_.FullyQualifiedErrorId; `$_.Exception.Message }"
+            $previous = @{ CI = $env:CI; TF_BUILD = $env:TF_BUILD }
+            $env:CI = $null
+            $env:TF_BUILD = $null
+            try {
+                $arguments = @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-Command', $script)
+                $output = @(& $pwsh[0] @arguments 2>&1 | ForEach-Object { "$_" })
+            }
+            finally {
+                $env:CI = $previous.CI
+                $env:TF_BUILD = $previous.TF_BUILD
+            }
+
+            $output[0] | Should -Be 'MissingTokenCode,Get-EcrMfaSession'
+            $output[1] | Should -Match '-TokenCode'
+            $output[1] | Should -Match 'runs with -NonInteractive'
+        }
+
+        It 'names <Name> as the reason' -ForEach @(
+            @{ Name = 'CI'; Value = 'true' }
+            @{ Name = 'TF_BUILD'; Value = 'True' }
+        ) {
+            $previous = @{ CI = $env:CI; TF_BUILD = $env:TF_BUILD }
+            $env:CI = $null
+            $env:TF_BUILD = $null
+            [Environment]::SetEnvironmentVariable($Name, $Value)
+            try {
+                $reason = InModuleScope EcrCompose { Get-EcrNonInteractiveReason }
+            }
+            finally {
+                $env:CI = $previous.CI
+                $env:TF_BUILD = $previous.TF_BUILD
+            }
+
+            $reason | Should -Match "^$Name is set"
+        }
+
+        It 'does not take CI=false for a CI job' {
+            $previous = @{ CI = $env:CI; TF_BUILD = $env:TF_BUILD }
+            $env:CI = 'false'
+            $env:TF_BUILD = $null
+            try {
+                $reason = InModuleScope EcrCompose { Get-EcrNonInteractiveReason }
+            }
+            finally {
+                $env:CI = $previous.CI
+                $env:TF_BUILD = $previous.TF_BUILD
+            }
+
+            $reason | Should -Not -Match '^CI is set'
+        }
+    }
+
+    Context '-SetEnvironment' {
+        BeforeAll {
+            Use-NewSessionCache
+            $names = 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION'
+            $before = @{}
+            foreach ($name in $names) { $before[$name] = [Environment]::GetEnvironmentVariable($name) }
+
+            $records = @(Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -Region 'us-west-2' -SetEnvironment -Verbose -Debug *>&1)
+            $session = @($records | Where-Object { $_ -is [EcrCompose.MfaSession] })[0]
+            $after = @{}
+            foreach ($name in $names) { $after[$name] = [Environment]::GetEnvironmentVariable($name) }
+            $secrets = $longTermSecrets + @{
+                'the session secret access key' = $session.SecretAccessKey
+                'the session token' = $session.SessionToken
+            }
+        }
+
+        AfterAll {
+            foreach ($name in $names) { [Environment]::SetEnvironmentVariable($name, $before[$name]) }
+            [AppDomain]::CurrentDomain.SetData('EcrCompose.SessionEnvironment', $null)
+        }
+
+        It 'sets AWS_ACCESS_KEY_ID' {
+            $after['AWS_ACCESS_KEY_ID'] | Should -Be $session.AccessKeyId
+        }
+
+        It 'sets AWS_SECRET_ACCESS_KEY' {
+            ($after['AWS_SECRET_ACCESS_KEY'] -ceq $session.SecretAccessKey) | Should -BeTrue
+        }
+
+        It 'sets AWS_SESSION_TOKEN' {
+            ($after['AWS_SESSION_TOKEN'] -ceq $session.SessionToken) | Should -BeTrue
+        }
+
+        It 'sets AWS_REGION to the region of the session' {
+            $after['AWS_REGION'] | Should -Be 'us-west-2'
+        }
+
+        It 'still returns the session' {
+            $session.AccountId | Should -Be $standIns.accountId
+        }
+
+        It 'writes no secret to any stream' {
+            Find-Secret -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
+        }
+
+        It 'gets a new session from STS with the long-term credentials' {
+            # STS rejects GetSessionToken signed with session credentials.
+            $forced = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -Force
+            $forced.FromCache | Should -BeFalse
+        }
+
+        It 'keeps the exported session in the environment after that call' {
+            $env:AWS_ACCESS_KEY_ID | Should -Be $session.AccessKeyId
+        }
+
+        It 'keeps the first saved values across exports' {
+            $second = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -Force -SetEnvironment
+            $env:AWS_ACCESS_KEY_ID | Should -Be $second.AccessKeyId
+            Clear-EcrMfaSession -ProfileName 'other-profile'
+            $env:AWS_ACCESS_KEY_ID | Should -Be $second.AccessKeyId -Because 'the exported session belongs to another profile'
+            Clear-EcrMfaSession
+            $env:AWS_ACCESS_KEY_ID | Should -Be $before['AWS_ACCESS_KEY_ID']
+        }
+
+        It 'restores the long-term secret key with Clear-EcrMfaSession' {
+            ($env:AWS_SECRET_ACCESS_KEY -ceq $before['AWS_SECRET_ACCESS_KEY']) | Should -BeTrue
+        }
+
+        It 'removes AWS_SESSION_TOKEN with Clear-EcrMfaSession' {
+            $env:AWS_SESSION_TOKEN | Should -BeNullOrEmpty
+        }
+
+        It 'restores AWS_REGION with Clear-EcrMfaSession' {
+            $env:AWS_REGION | Should -Be $before['AWS_REGION']
+        }
+
+        It 'forgets an export whose variables were changed since' {
+            $null = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -SetEnvironment
+            $env:AWS_SESSION_TOKEN = 'changed-by-the-user'
+            try {
+                Clear-EcrMfaSession
+                $env:AWS_SESSION_TOKEN | Should -Be 'changed-by-the-user'
+            }
+            finally {
+                foreach ($name in $names) { [Environment]::SetEnvironmentVariable($name, $before[$name]) }
+            }
+        }
+    }
+
+    Context 'session from the pipeline' {
+        BeforeAll {
+            Use-NewSessionCache
+            $first = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -Region 'eu-central-1'
+            $renewed = $first | Get-EcrMfaSession -TokenCode '123456' -Force
+        }
+
+        It 'takes the MFA device of the session' {
+            $renewed.SerialNumber | Should -Be $first.SerialNumber
+        }
+
+        It 'takes the region of the session' {
+            $renewed.Region | Should -Be 'eu-central-1'
+        }
+
+        It 'takes the profile of the session' {
+            $renewed.ProfileName | Should -Be $first.ProfileName
+        }
+
+        It 'gets a new session with -Force' {
+            $renewed.FromCache | Should -BeFalse
+        }
+
+        It 'returns the cached session without -Force' {
+            ($renewed | Get-EcrMfaSession).FromCache | Should -BeTrue
+        }
+    }
+
+    Context 'log level' {
+        AfterEach {
+            $env:ECR_COMPOSE_LOG_LEVEL = $null
+        }
+
+        It 'sends trace with ECR_COMPOSE_LOG_LEVEL=trace' {
+            Use-NewSessionCache
+            $env:ECR_COMPOSE_LOG_LEVEL = 'trace'
+            $records = @(Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -Debug *>&1)
+            $debugText = @($records | Where-Object { $_ -is [System.Management.Automation.DebugRecord] } | ForEach-Object Message) -join "`n"
+            $debugText | Should -Match 'with log level trace'
+        }
+
+        It 'sends debug with -Debug alone' {
+            $records = @(Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -Debug *>&1)
+            $debugText = @($records | Where-Object { $_ -is [System.Management.Automation.DebugRecord] } | ForEach-Object Message) -join "`n"
+            $debugText | Should -Match 'with log level debug'
+        }
+
+        It 'warns about an invalid value and names it' {
+            $env:ECR_COMPOSE_LOG_LEVEL = 'loud'
+            $records = @(Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' *>&1)
+            $warning = @($records | Where-Object { $_ -is [System.Management.Automation.WarningRecord] })
+            $warning[0].Message | Should -Match "ECR_COMPOSE_LOG_LEVEL 'loud' is invalid"
         }
     }
 

@@ -89,7 +89,9 @@ Describe 'Module files' {
     It 'format file is valid XML with a view per output type' {
         [xml] $format = Get-Content -Path (Join-Path $moduleRoot 'EcrCompose.Format.ps1xml') -Raw
         $types = @($format.Configuration.ViewDefinitions.View | ForEach-Object { $_.ViewSelectedBy.TypeName } | Sort-Object -Unique)
-        $types | Should -Be @('EcrCompose.LoginResult', 'EcrCompose.MfaSession', 'EcrCompose.PushResult', 'EcrCompose.SessionCacheClearResult')
+        $types | Should -Be @(
+            'EcrCompose.LoginResult', 'EcrCompose.MfaSession', 'EcrCompose.PushResult', 'EcrCompose.PushSummary',
+            'EcrCompose.SessionCacheClearResult')
     }
 }
 
@@ -124,6 +126,21 @@ Describe 'Exported commands' {
             @($help.Examples.Example).Count | Should -BeGreaterThan 0
         }
 
+        It 'explains every example' {
+            $unexplained = @($help.Examples.Example | Where-Object { -not ($_.Remarks.Text -join '').Trim() })
+            $unexplained.Count | Should -Be 0
+        }
+
+        It 'has an example for a CI job' {
+            $ciExamples = @($help.Examples.Example | Where-Object { ($_.Remarks.Text -join ' ') -match '\bCI\b' })
+            $ciExamples.Count | Should -BeGreaterThan 0
+        }
+
+        It 'names its inputs and outputs' {
+            ($help.inputTypes.inputType.type.name -join '') | Should -Not -BeNullOrEmpty
+            ($help.returnValues.returnValue.type.name -join '') | Should -Not -BeNullOrEmpty
+        }
+
         It 'describes every parameter' {
             $undocumented = foreach ($name in $command.Parameters.Keys) {
                 if ($name -in $commonParameters) { continue }
@@ -141,6 +158,24 @@ Describe 'Exported commands' {
 
     It '<_> supports ShouldProcess' -ForEach 'Clear-EcrMfaSession', 'Connect-EcrRegistry', 'Push-ComposeToEcr' {
         (Get-Command -Name $_).Parameters.Keys | Should -Contain 'WhatIf'
+    }
+}
+
+Describe 'about_EcrCompose' {
+    BeforeAll {
+        $about = Get-Help -Name about_EcrCompose | Out-String -Width 200
+    }
+
+    It 'is found by Get-Help' {
+        $about | Should -Match 'SHORT DESCRIPTION'
+    }
+
+    It 'names <_>' -ForEach $publicNames {
+        $about | Should -Match ([regex]::Escape($_))
+    }
+
+    It 'documents <_>' -ForEach 'ECR_COMPOSE_LOG_LEVEL', 'ECR_COMPOSE_CACHE_DIR', 'ECR_COMPOSE_LIBRARY', '-PassThru', 'PushSummary', '-TokenCode' {
+        $about | Should -Match ([regex]::Escape($_))
     }
 }
 

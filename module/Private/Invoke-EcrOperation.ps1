@@ -4,17 +4,22 @@ function Invoke-EcrOperation {
     Runs a token, login, push or cache-clear operation of the native library and polls it until it ends.
 
     .DESCRIPTION
-    Sends the request as JSON with abiVersion 1 and a logLevel of debug when the debug stream is
-    on (info otherwise), starts the operation without a callback, and polls it every
-    PollMilliseconds on this thread: no script code runs on a native thread. Log events go to the
-    verbose, debug and warning streams, progress events to Write-Progress.
+    Sends the request as JSON with abiVersion 1 and the logLevel of Get-EcrLogLevel, starts the
+    operation without a callback, and polls it every PollMilliseconds on this thread: no script
+    code runs on a native thread. Log events go to the verbose, debug and warning streams,
+    progress events to Write-Progress.
 
     For push, each image is written to the output as an EcrCompose.PushResult as soon as its item
-    event arrives, and each failed image also as a non-terminating error. For the other
-    operations, the result document of the response is written to the output.
+    event arrives, and each failed image also as a non-terminating error. Unless the request is
+    a dry run, an EcrCompose.PushSummary goes to the information stream of Cmdlet at the end,
+    tagged EcrCompose and PushSummary. For the other operations, the result document of the
+    response is written to the output.
 
-    A failed operation becomes a terminating error of Cmdlet. When the pipeline stops (Ctrl+C) or
-    fails, the finally block cancels the operation if it still runs and frees its handle.
+    A failed operation becomes a terminating error of Cmdlet, unless its errorId is one of
+    ReturnErrorId: then its ErrorRecord is the output, for a caller that handles the error. The
+    caller cannot catch the terminating error itself, because ThrowTerminatingError ends the
+    cmdlet, past every try/catch inside it. When the pipeline stops (Ctrl+C) or fails, the
+    finally block cancels the operation if it still runs and frees its handle.
     #>
     [CmdletBinding()]
     param(
@@ -32,7 +37,10 @@ function Invoke-EcrOperation {
 
         # How long each poll waits for the operation to end; Ctrl+C is noticed between polls.
         [ValidateRange(10, 5000)]
-        [int] $PollMilliseconds = 200
+        [int] $PollMilliseconds = 200,
+
+        # Library errorIds that are returned as an ErrorRecord instead of thrown.
+        [string[]] $ReturnErrorId = @()
     )
 
     $library = Get-EcrNativeLibrary -Cmdlet $Cmdlet
@@ -43,10 +51,9 @@ function Invoke-EcrOperation {
     }
 
     $document.abiVersion = [EcrCompose.Native.EcrLibrary]::ExpectedAbiVersion
-    $document.logLevel = 'info'
-    if ($DebugPreference -ne 'SilentlyContinue' -and $DebugPreference -ne 'Ignore') {
-        $document.logLevel = 'debug'
-    }
+    $debugEnabled = $DebugPreference -ne 'SilentlyContinue' -and $DebugPreference -ne 'Ignore'
+    $document.logLevel = Get-EcrLogLevel -DebugEnabled $debugEnabled
+    Write-Debug "Starting the $Operation operation of the library with log level $($document.logLevel)."
 
     $requestJson = ConvertTo-Json -InputObject $document -Depth 20 -Compress
 
@@ -84,8 +91,12 @@ function Invoke-EcrOperation {
                 $errorDocument = ConvertFrom-Json -InputObject $reason.ErrorJson
             }
 
-            $Cmdlet.ThrowTerminatingError(
-                (New-EcrErrorRecord -ErrorDocument $errorDocument -Status (Get-EcrStatusName $reason.Status)))
+            $record = New-EcrErrorRecord -ErrorDocument $errorDocument -Status (Get-EcrStatusName $reason.Status)
+            if ($record.FullyQualifiedErrorId -in $ReturnErrorId) {
+                return $record
+            }
+
+            $Cmdlet.ThrowTerminatingError($record)
         }
 
         while ($null -eq $response) {
@@ -144,17 +155,18 @@ function Invoke-EcrOperation {
             }
         }
 
-        $summary = $response.result.summary
-        if ($null -ne $summary) {
-            Write-Verbose ('Pushed {0}, planned {1}, skipped {2} and failed {3} images; uploaded {4} bytes in {5:0.0} s.' -f
-                $summary.pushed, $summary.planned, $summary.skipped, $summary.failed, [long] $summary.bytesUploaded,
-                [double] $summary.seconds)
+        if ($null -ne $response.result.summary -and -not $Request.dryRun) {
+            $Cmdlet.WriteInformation((ConvertTo-EcrPushSummary -Summary $response.result.summary), [string[]] @('EcrCompose', 'PushSummary'))
         }
     }
 
     if ($response.ok -ne $true) {
-        $Cmdlet.ThrowTerminatingError(
-            (New-EcrErrorRecord -ErrorDocument $response.error -Status (Get-EcrStatusName $finalStatus)))
+        $record = New-EcrErrorRecord -ErrorDocument $response.error -Status (Get-EcrStatusName $finalStatus)
+        if ($record.FullyQualifiedErrorId -in $ReturnErrorId) {
+            return $record
+        }
+
+        $Cmdlet.ThrowTerminatingError($record)
     }
 
     if ($Operation -ne 'push') {

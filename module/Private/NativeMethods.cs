@@ -1,8 +1,14 @@
 // Interop with the EcrCompose native library, and the types the module returns.
 //
 // This file is compiled by Add-Type on PowerShell 7 (.NET) and on Windows
-// PowerShell 5.1 (.NET Framework, C# 5), so it uses no newer C# syntax and
-// reaches NativeLibrary through reflection because .NET Framework lacks it.
+// PowerShell 5.1 (.NET Framework), and reaches NativeLibrary through
+// reflection because .NET Framework lacks it.
+//
+// NOTE: Add-Type of Windows PowerShell 5.1 compiles with the CodeDom C# compiler
+// of .NET Framework 4.x, which accepts C# 5 and nothing newer. So this file has
+// no ?. or ?[], no $"..." strings, no nameof, no => members, no property
+// initializers, no "out var", no pattern matching, no tuples and no local
+// functions. tests/Compatibility.Tests.ps1 compiles it as C# 5 to check.
 //
 // Strings cross as NUL-terminated UTF-8: a byte[] goes in, an IntPtr comes
 // back, and the library's ecr_string_free releases it in a finally block.
@@ -34,6 +40,21 @@ namespace EcrCompose
         /// <summary>True when the session came from the session cache instead of STS.</summary>
         public bool FromCache { get; set; }
 
+        /// <summary>Time until Expiration, computed on each read, and zero once the session has expired.</summary>
+        public TimeSpan TimeLeft
+        {
+            get
+            {
+                if (Expiration == DateTime.MinValue)
+                {
+                    return TimeSpan.Zero;
+                }
+
+                TimeSpan left = Expiration.ToUniversalTime() - DateTime.UtcNow;
+                return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+            }
+        }
+
         public override string ToString()
         {
             return string.Format(
@@ -42,6 +63,50 @@ namespace EcrCompose
                 AccountId,
                 SerialNumber,
                 Expiration.ToUniversalTime());
+        }
+    }
+
+    /// <summary>Counts of one push, written to the information stream when the push ends.</summary>
+    /// <remarks>ToString() is the line that -InformationAction Continue shows.</remarks>
+    public sealed class PushSummary
+    {
+        public int Pushed { get; set; }
+        public int Skipped { get; set; }
+        public int Failed { get; set; }
+        public long BytesUploaded { get; set; }
+        public TimeSpan Duration { get; set; }
+
+        public override string ToString()
+        {
+            return string.Format(
+                CultureInfo.InvariantCulture,
+                "Pushed {0} {1}, skipped {2}, failed {3}; uploaded {4} in {5:0.0} s.",
+                Pushed,
+                Pushed == 1 ? "image" : "images",
+                Skipped,
+                Failed,
+                FormatBytes(BytesUploaded),
+                Duration.TotalSeconds);
+        }
+
+        /// <summary>Formats a byte count with binary prefixes, such as "1.5 MiB" or "512 bytes".</summary>
+        public static string FormatBytes(long bytes)
+        {
+            string[] units = new string[] { "KiB", "MiB", "GiB", "TiB" };
+            if (bytes < 1024)
+            {
+                return string.Format(CultureInfo.InvariantCulture, "{0} {1}", bytes, bytes == 1 ? "byte" : "bytes");
+            }
+
+            double value = bytes;
+            int unit = -1;
+            while (value >= 1024 && unit < units.Length - 1)
+            {
+                value /= 1024;
+                unit++;
+            }
+
+            return string.Format(CultureInfo.InvariantCulture, "{0:0.0} {1}", value, units[unit]);
         }
     }
 

@@ -12,6 +12,10 @@ function Connect-EcrRegistry {
 
     Without -Session, the default AWS credentials of the profile are used.
 
+    Like other commands that change state, it writes no objects unless -PassThru is given. One
+    line per registry goes to the information stream, tagged EcrCompose and Login, so
+    -InformationAction Continue shows where docker is logged in and until when.
+
     .PARAMETER Registry
     The ECR registry hosts, such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com, or hosts that
     RegistryAlias maps to ECR registries.
@@ -44,10 +48,27 @@ function Connect-EcrRegistry {
     A PEM file of a certificate authority that signs the registries' certificates, trusted besides
     the system's when the login is checked.
 
-    .EXAMPLE
-    Get-EcrMfaSession arn:aws:iam::123456789012:mfa/dev 123456 | Connect-EcrRegistry 123456789012.dkr.ecr.eu-west-1.amazonaws.com
+    .PARAMETER PassThru
+    Writes an EcrCompose.LoginResult per registry: the registry, its ECR host, account, region,
+    the expiration of the login and the docker config file.
 
-    Logs docker in to one registry with a new MFA session.
+    .EXAMPLE
+    Get-EcrMfaSession -ProfileName dev | Connect-EcrRegistry 123456789012.dkr.ecr.eu-west-1.amazonaws.com
+    docker compose pull
+
+    The daily flow: logs docker in with the cached session of the profile dev (or a new one,
+    after asking for the MFA code), so that docker and docker compose reach the registry.
+
+    .EXAMPLE
+    Get-EcrMfaSession arn:aws:iam::123456789012:mfa/dev 123456 | Connect-EcrRegistry 123456789012.dkr.ecr.eu-west-1.amazonaws.com -PassThru
+
+    Logs docker in to one registry with a new MFA session and shows when the login expires.
+
+    .EXAMPLE
+    Connect-EcrRegistry 123456789012.dkr.ecr.eu-west-1.amazonaws.com -DockerConfigPath $env:RUNNER_TEMP/docker -InformationAction Continue
+
+    In a CI job, logs docker in with the credentials of the environment (AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY, or the job's role) and keeps the login in a folder of the job.
 
     .EXAMPLE
     Connect-EcrRegistry 123456789012.dkr.ecr.eu-west-1.amazonaws.com -Session $session -DockerConfigPath ./docker-config -WhatIf
@@ -58,7 +79,7 @@ function Connect-EcrRegistry {
     EcrCompose.MfaSession
 
     .OUTPUTS
-    EcrCompose.LoginResult
+    None, or EcrCompose.LoginResult with -PassThru.
     #>
     [CmdletBinding(SupportsShouldProcess)]
     [OutputType('EcrCompose.LoginResult')]
@@ -89,7 +110,9 @@ function Connect-EcrRegistry {
         [string] $DockerConfigPath,
 
         [ValidateNotNullOrEmpty()]
-        [string] $CaFile
+        [string] $CaFile,
+
+        [switch] $PassThru
     )
 
     process {
@@ -123,7 +146,7 @@ function Connect-EcrRegistry {
 
         $result = Invoke-EcrOperation -Operation login -Request $request -Cmdlet $PSCmdlet
         foreach ($login in @($result.registries | Where-Object { $null -ne $_ })) {
-            [pscustomobject] @{
+            $loginResult = [pscustomobject] @{
                 PSTypeName = 'EcrCompose.LoginResult'
                 Registry = $login.registry
                 EcrHost = $login.ecrHost
@@ -131,6 +154,12 @@ function Connect-EcrRegistry {
                 Region = $login.region
                 ExpiresAt = ConvertTo-EcrUtcDateTime -Value $login.expiresAt
                 DockerConfig = $login.dockerConfig
+            }
+            $line = 'Logged docker in to {0} until {1:yyyy-MM-dd HH:mm:ss}Z, in {2}.' -f
+                $loginResult.Registry, $loginResult.ExpiresAt, $loginResult.DockerConfig
+            $PSCmdlet.WriteInformation($line, [string[]] @('EcrCompose', 'Login'))
+            if ($PassThru) {
+                $loginResult
             }
         }
     }

@@ -14,6 +14,11 @@ function Push-ComposeToEcr {
     rejected credentials, is a terminating error. Progress goes to the progress stream and log
     lines to the verbose and debug streams.
 
+    When the push ends, an EcrCompose.PushSummary (images pushed, skipped and failed, bytes
+    uploaded, duration) goes to the information stream, tagged EcrCompose and PushSummary, never
+    to the output: -InformationAction Continue prints it as one line, and -InformationVariable
+    keeps it for a script.
+
     With -WhatIf nothing is pushed: the command reads the project, asks the library for the plan
     and prints one "What if" line per image: the registry and repository it would be pushed to, or
     why it would be skipped.
@@ -29,7 +34,8 @@ function Push-ComposeToEcr {
     is not given. Accepted from the pipeline. Without it, the default AWS credentials are used.
 
     .PARAMETER Service
-    Pushes only the images of these services. Defaults to every service.
+    Pushes only the images of these services. Defaults to every service. Tab completion offers
+    the services of the compose files of -Path, or of the default compose file.
 
     .PARAMETER RegistryAlias
     Maps other registry hosts to ECR registries: keys are registry hosts in the compose file (such
@@ -87,9 +93,24 @@ function Push-ComposeToEcr {
     the system's.
 
     .EXAMPLE
+    Get-EcrMfaSession -ProfileName dev | Push-ComposeToEcr -InformationAction Continue
+
+    The daily flow: pushes the images of the compose project in the current location with the
+    cached session of the profile dev (or a new one, after asking for the MFA code), and prints
+    the summary line at the end.
+
+    .EXAMPLE
     Get-EcrMfaSession arn:aws:iam::123456789012:mfa/dev 123456 | Push-ComposeToEcr
 
     Pushes the images of the compose project in the current location with a new MFA session.
+
+    .EXAMPLE
+    $results = Push-ComposeToEcr -Path ./compose.yaml -CreateRepository -InformationVariable summary -ErrorAction Stop
+    $summary.MessageData | Format-List
+
+    In a CI job, pushes with the credentials of the environment (AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY, or the job's role), stops at the first failed image, and keeps the
+    results and the summary for a report.
 
     .EXAMPLE
     Push-ComposeToEcr -Path ./compose.yaml, ./compose.prod.yaml -Service web, worker -Session $session -WhatIf
