@@ -32,6 +32,13 @@ BeforeAll {
     $null = & (Join-Path $project 'Build-Images.ps1') -Registry $registryHost -DockerHost $standIns.engine.host
 
     $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
+
+    # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
+    $pwsh = @((Get-Process -Id $PID).Path)
+    if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
+        $pwsh += Join-Path $PSHOME 'pwsh.dll'
+    }
+
     $secrets = @{
         'the long-term secret access key' = $standIns.secretAccessKey
         'the session secret access key' = $session.SecretAccessKey
@@ -196,6 +203,78 @@ Describe 'Push-ComposeToEcr' {
             $table | Should -Match 'Pushed'
             $table | Should -Match 'hello/web:1.0'
         }
+
+        It 'shows a result in a list' {
+            $list = $web | Format-List | Out-String -Width 200
+            $list | Should -Match 'Repository\s*:\s*hello/web'
+            $list | Should -Match 'Uploaded\s*:'
+        }
+    }
+
+    Context 'summary' {
+        BeforeAll {
+            $output = @(Push-ComposeToEcr -Path $composeFile -Session $session -RegistryAlias $aliases -CreateRepository `
+                    -InformationVariable information)
+            $summaries = @($information | Where-Object { $_.Tags -contains 'PushSummary' })
+        }
+
+        It 'writes one summary' {
+            $summaries.Count | Should -Be 1
+        }
+
+        It 'tags the summary with EcrCompose' {
+            $summaries[0].Tags | Should -Contain 'EcrCompose'
+        }
+
+        It 'counts the pushed images' {
+            $summaries[0].MessageData.Pushed | Should -Be 2
+        }
+
+        It 'counts the skipped images' {
+            $summaries[0].MessageData.Skipped | Should -Be 2
+        }
+
+        It 'counts no failed image' {
+            $summaries[0].MessageData.Failed | Should -Be 0
+        }
+
+        It 'measures the duration' {
+            $summaries[0].MessageData.Duration | Should -BeGreaterThan ([timespan]::Zero)
+        }
+
+        It 'reads as one line' {
+            "$($summaries[0].MessageData)" | Should -Match '^Pushed 2 images, skipped 2, failed 0; uploaded .+ in \d+\.\d s\.$'
+        }
+
+        It 'stays out of the output' {
+            @($output | Where-Object { $_.PSObject.TypeNames -notcontains 'EcrCompose.PushResult' }) | Should -BeNullOrEmpty
+        }
+
+        It 'is not written with -WhatIf' {
+            $null = Push-ComposeToEcr -Path $composeFile -Session $session -RegistryAlias $aliases -WhatIf -InformationVariable planned
+            @($planned | Where-Object { $_.Tags -contains 'PushSummary' }) | Should -BeNullOrEmpty
+        }
+
+        It 'counts a failed image' {
+            $folder = Join-Path $state 'summary-failed'
+            $null = New-Item -ItemType Directory -Path $folder -Force
+            $failedCompose = Join-Path $folder 'compose.yaml'
+            Set-Content -Path $failedCompose -Encoding utf8 -Value "services:`n  missing:`n    image: $registryHost/hello/missing:1.0`n"
+            $null = Push-ComposeToEcr -Path $failedCompose -Session $session -RegistryAlias $aliases -CreateRepository `
+                -InformationVariable failedInformation -ErrorAction SilentlyContinue
+            $summary = @($failedInformation | Where-Object { $_.Tags -contains 'PushSummary' })[0].MessageData
+            $summary.Failed | Should -Be 1
+        }
+
+        It 'prints the line with -InformationAction Continue' {
+            $script = "Import-Module '$manifestPath'; " +
+                "`$session = Get-EcrMfaSession -SerialNumber '$($standIns.serialNumber)' -TokenCode '123456'; " +
+                "`$null = Push-ComposeToEcr -Path '$composeFile' -Session `$session -RegistryAlias @{ '$registryHost' = '$ecrHost' } " +
+                "-Service web -InformationAction Continue"
+            $arguments = @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-Command', $script)
+            $printed = & $pwsh[0] @arguments 2>&1 | Out-String
+            $printed | Should -Match 'Pushed 1 image, skipped 0, failed 0; uploaded '
+        }
     }
 
     Context 'selection and paths' {
@@ -256,12 +335,6 @@ Describe 'Push-ComposeToEcr' {
             $image = "$registryHost/hello/whatif:1.0"
             Invoke-Docker @('tag', "$registryHost/hello/web:1.0", $image)
             $whatIfCompose = New-ComposeFile -Image $image
-
-            # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
-            $pwsh = @((Get-Process -Id $PID).Path)
-            if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
-                $pwsh += Join-Path $PSHOME 'pwsh.dll'
-            }
         }
 
         It 'returns nothing' {
