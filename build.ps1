@@ -12,14 +12,23 @@ Tasks:
            the exit code 1.
   Example  Build, then pushes the images of examples/hello-compose to a local registry through
            the local STS and docker engine stand-ins, and prints them with their digests.
-  Package  Build, then checks the manifest and zips out/EcrCompose into out/EcrCompose-<version>.zip.
+  Package  Build, then checks the manifest and packs out/EcrCompose into
+           out/EcrCompose.<version>.nupkg, a NuGet package that Install-Module and
+           Install-PSResource take from a folder registered as a repository, and that
+           Publish-PSResource -NupkgPath publishes to a gallery.
   Clean    Removes out/. The cargo target folder is left alone.
+
+Test also packages the module after the build and gives the tests its path in
+ECR_COMPOSE_PACKAGE.
 
 .PARAMETER Task
 The task to run. Defaults to Build.
 
 .PARAMETER Configuration
 Release (cargo build --release) or Debug. Defaults to Release.
+
+.PARAMETER SkipBuild
+Package: packs out/EcrCompose as it is, without cargo build and without laying it out again.
 
 .EXAMPLE
 ./build.ps1 -Task Test
@@ -37,7 +46,9 @@ param(
     [string] $Task = 'Build',
 
     [ValidateSet('Release', 'Debug')]
-    [string] $Configuration = 'Release'
+    [string] $Configuration = 'Release',
+
+    [switch] $SkipBuild
 )
 
 $ErrorActionPreference = 'Stop'
@@ -48,10 +59,13 @@ $OutputRoot = Join-Path $RepositoryRoot 'out'
 $ModuleOutput = Join-Path $OutputRoot 'EcrCompose'
 $PesterManifest = Join-Path $RepositoryRoot '.tools/nuget/pester/5.7.1/tools/Pester.psd1'
 
-# Folder names of runtimes/<rid> for the cargo target triples that the module supports.
+# Folder names of runtimes/<rid> for the cargo target triples that the module supports. When two
+# triples give the same folder, the later one wins: a Windows library built with MSVC replaces
+# one cross-built with MinGW.
 $RuntimeIdentifiers = [ordered] @{
     'x86_64-unknown-linux-gnu' = 'linux-x64'
     'aarch64-unknown-linux-gnu' = 'linux-arm64'
+    'x86_64-pc-windows-gnu' = 'win-x64'
     'x86_64-pc-windows-msvc' = 'win-x64'
     'aarch64-pc-windows-msvc' = 'win-arm64'
     'x86_64-apple-darwin' = 'osx-x64'
@@ -242,6 +256,15 @@ function Invoke-TestTask {
         $cargo.Failed = 1
     }
 
+    # A packaging failure is left to the package tests to report, with the rest of the results.
+    try {
+        $env:ECR_COMPOSE_PACKAGE = New-ModulePackage
+    }
+    catch {
+        Write-Host "Packaging failed: $($_.Exception.Message)" -ForegroundColor Red
+        $env:ECR_COMPOSE_PACKAGE = $null
+    }
+
     $pester = Invoke-PesterTests
 
     $passed = $cargo.Passed + $pester.Passed
@@ -280,7 +303,8 @@ function Invoke-ExampleTask {
         $session | Format-Table | Out-String -Width 250 | Write-Host
 
         $images = Push-ComposeToEcr -Path (Join-Path $project 'compose.yaml') -Session $session `
-            -DockerHost $standIns.engine.host -RegistryAlias @{ $standIns.registry.host = $ecrHost } -CreateRepository
+            -DockerHost $standIns.engine.host -RegistryAlias @{ $standIns.registry.host = $ecrHost } -CreateRepository `
+            -InformationAction Continue
         # Out-String with a wide width keeps the digests whole when the console is narrow or absent.
         $service = @{ Name = 'Service'; Expression = { $_.Service -join ', ' } }
         $images | Format-Table $service, Status, Reference, Digest -AutoSize | Out-String -Width 250 | Write-Host
@@ -293,16 +317,50 @@ function Invoke-ExampleTask {
 }
 
 
+function New-ModulePackage {
+    # Packs out/EcrCompose into out/EcrCompose.<version>.nupkg and returns its path.
+    $manifest = Test-ModuleManifest -Path (Join-Path $ModuleOutput 'EcrCompose.psd1') -ErrorAction Stop
+    $package = Join-Path $OutputRoot "EcrCompose.$($manifest.Version).nupkg"
+    if (Test-Path $package) { Remove-Item $package -Force }
+
+    if (Get-Command -Name Compress-PSResource -ErrorAction SilentlyContinue) {
+        # PSResourceGet 1.1 and later (PowerShell 7.5 and later ship it) pack without a repository.
+        $null = Compress-PSResource -Path $ModuleOutput -DestinationPath $OutputRoot
+    }
+    elseif (Get-Command -Name Publish-PSResource -ErrorAction SilentlyContinue) {
+        # PSResourceGet 1.0 can only publish, so it publishes to a temporary folder repository.
+        $repositoryName = "EcrComposePackage$PID"
+        $folder = Join-Path ([System.IO.Path]::GetTempPath()) $repositoryName
+        $null = New-Item -ItemType Directory -Path $folder -Force
+        try {
+            $null = Register-PSResourceRepository -Name $repositoryName -Uri $folder -Trusted
+            $null = Publish-PSResource -Path $ModuleOutput -Repository $repositoryName
+            Copy-Item -Path (Join-Path $folder "EcrCompose.$($manifest.Version).nupkg") -Destination $package
+        }
+        finally {
+            Unregister-PSResourceRepository -Name $repositoryName -ErrorAction SilentlyContinue
+            Remove-Item -Path $folder -Recurse -Force -ErrorAction SilentlyContinue
+        }
+    }
+    else {
+        throw 'Packaging needs Microsoft.PowerShell.PSResourceGet: install it with Install-Module Microsoft.PowerShell.PSResourceGet.'
+    }
+
+    if (-not (Test-Path $package)) { throw "The package '$package' is missing after packing out/EcrCompose." }
+    Write-Host "Packaged $package"
+    return $package
+}
+
+
 function Invoke-PackageTask {
-    Invoke-BuildTask
+    if (-not $SkipBuild) {
+        Invoke-BuildTask
+    }
+    elseif (-not (Test-Path (Join-Path $ModuleOutput 'EcrCompose.psd1'))) {
+        throw "out/EcrCompose is missing: run build.ps1 -Task Build first, or leave out -SkipBuild."
+    }
 
-    $manifest = Test-ModuleManifest -Path (Join-Path $ModuleOutput 'EcrCompose.psd1')
-    $archive = Join-Path $OutputRoot "EcrCompose-$($manifest.Version).zip"
-    if (Test-Path $archive) { Remove-Item $archive -Force }
-
-    # NOTE: a .nupkg for Publish-Module is not made yet; the folder itself is Publish-Module-ready.
-    Compress-Archive -Path $ModuleOutput -DestinationPath $archive
-    Write-Host "Packaged $archive"
+    $null = New-ModulePackage
 }
 
 
