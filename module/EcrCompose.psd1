@@ -22,6 +22,7 @@
         'Private/ConvertTo-EcrImageSources.ps1',
         'Private/ConvertTo-EcrPushResult.ps1',
         'Private/ConvertTo-EcrPushSummary.ps1',
+        'Private/ConvertTo-EcrRedactedText.ps1',
         'Private/ConvertTo-EcrRegistryAliases.ps1',
         'Private/ConvertTo-EcrUtcDateTime.ps1',
         'Private/Export-EcrSessionEnvironment.ps1',

@@ -247,6 +247,27 @@ Describe 'Error records of library errors' {
     }
 }
 
+Describe 'Redaction of library log lines' {
+    It 'masks <Case>' -ForEach @(
+        @{ Case = 'a JSON member'; Line = '{"authorizationToken": "QVdTOnNlY3JldC12YWx1ZQ=="}'; Secret = 'QVdTOnNlY3JldC12YWx1ZQ==' }
+        @{ Case = 'an escaped JSON member'; Line = 'body: b"{\"authorizationToken\": \"QVdTOnNlY3JldC12YWx1ZQ==\"}"'; Secret = 'QVdTOnNlY3JldC12YWx1ZQ==' }
+        @{ Case = 'a Rust Debug field'; Line = 'AuthorizationData { authorization_token: Some("QVdTOnNlY3JldC12YWx1ZQ==") }'; Secret = 'QVdTOnNlY3JldC12YWx1ZQ==' }
+        @{ Case = 'an XML secret key'; Line = '<SecretAccessKey>wJalrXUtnFEMIK7MDENG</SecretAccessKey>'; Secret = 'wJalrXUtnFEMIK7MDENG' }
+        @{ Case = 'an XML session token'; Line = '<SessionToken>FwoGZXIvYXdzEBYaDH</SessionToken>'; Secret = 'FwoGZXIvYXdzEBYaDH' }
+        @{ Case = 'a docker config auth'; Line = '{"auths": {"r": {"auth": "QVdTOnNlY3JldC12YWx1ZQ=="}}}'; Secret = 'QVdTOnNlY3JldC12YWx1ZQ==' }
+        @{ Case = 'Basic credentials'; Line = 'authorization: Basic QVdTOnNlY3JldC12YWx1ZQ=='; Secret = 'QVdTOnNlY3JldC12YWx1ZQ==' }
+    ) {
+        $masked = InModuleScope EcrCompose -Parameters @{ Line = $Line } { param($Line) ConvertTo-EcrRedactedText -Text $Line }
+        $masked | Should -Not -Match ([regex]::Escape($Secret))
+    }
+
+    It 'keeps other fields' {
+        $line = '{"authorizationToken": "QVdTOnNlY3JldA==", "expiresAt": 1796449884, "proxyEndpoint": "https://x"}'
+        $masked = InModuleScope EcrCompose -Parameters @{ Line = $line } { param($Line) ConvertTo-EcrRedactedText -Text $Line }
+        $masked | Should -Be '{"authorizationToken": "***", "expiresAt": 1796449884, "proxyEndpoint": "https://x"}'
+    }
+}
+
 Describe 'Native library path' {
     It 'prefers ECR_COMPOSE_LIBRARY' {
         $path = InModuleScope EcrCompose {

@@ -5,7 +5,7 @@ function Write-EcrEvent {
 
     .DESCRIPTION
     Log levels error and warn go to the warning stream, info to the verbose stream, and debug and
-    trace to the debug stream. Progress events go to Write-Progress, and the ids of the bars still
+    trace to the debug stream, each line masked by ConvertTo-EcrRedactedText first. Progress events go to Write-Progress, and the ids of the bars still
     open are kept in OpenProgress so that the caller can complete them when the operation ends.
     Item events are left to the caller.
     #>
@@ -22,7 +22,7 @@ function Write-EcrEvent {
 
     switch ($EventDocument.type) {
         'log' {
-            $text = [string] $EventDocument.message
+            $text = ConvertTo-EcrRedactedText -Text ([string] $EventDocument.message)
             switch ($EventDocument.level) {
                 'error' { Write-Warning $text }
                 'warn' { Write-Warning $text }
