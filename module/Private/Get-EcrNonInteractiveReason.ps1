@@ -7,9 +7,9 @@ function Get-EcrNonInteractiveReason {
     A prompt in a build agent or a script would wait for input that never comes, so the checks
     err on the side of not prompting: a host without a user interface (a runspace of
     [powershell]::Create()), CI or TF_BUILD set to true (GitHub Actions, GitLab, Azure
-    Pipelines and most other CI services set one of them), a PowerShell started with
-    -NonInteractive, a process that Windows does not run in an interactive desktop
-    ([Environment]::UserInteractive), and redirected standard input.
+    Pipelines and most other CI services set one of them), a process that Windows does not run
+    in an interactive desktop ([Environment]::UserInteractive), and, in the console host, a
+    PowerShell started with -NonInteractive or with redirected standard input.
     #>
     [CmdletBinding()]
     [OutputType([string])]
@@ -24,6 +24,16 @@ function Get-EcrNonInteractiveReason {
         if ($value -and $value -notin '0', 'false', 'no') {
             return "$name is set, so this looks like a CI job"
         }
+    }
+
+    if (-not [Environment]::UserInteractive) {
+        return 'the process does not run in an interactive session'
+    }
+
+    # The command line and standard input matter only to the console host: other hosts, such as
+    # the ISE or an editor's terminal, prompt through their own window.
+    if ($Host.Name -ne 'ConsoleHost') {
+        return $null
     }
 
     # pwsh and powershell.exe take -NonInteractive, or any prefix of it from -noni on, before
@@ -41,10 +51,6 @@ function Get-EcrNonInteractiveReason {
         if ($name.Length -ge 4 -and 'noninteractive'.StartsWith($name, [System.StringComparison]::OrdinalIgnoreCase)) {
             return 'PowerShell runs with -NonInteractive'
         }
-    }
-
-    if (-not [Environment]::UserInteractive) {
-        return 'the process does not run in an interactive session'
     }
 
     if ([Console]::IsInputRedirected) {
