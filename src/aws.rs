@@ -22,7 +22,9 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_types::SdkConfig;
+use aws_types::os_shim_internal::{Env, Fs};
 use aws_types::region::Region;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -124,7 +126,20 @@ pub async fn load_config(options: &AwsOptions, credentials: Option<&SessionCrede
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let profile = non_empty(&options.profile);
+    let profile = match options.profile.as_deref() {
+        Some(name) if name.trim().is_empty() => {
+            return Err(Error::invalid(
+                "InvalidProfileName",
+                "The profile name is blank: pass the name of a profile of the AWS config files, or leave -ProfileName out.",
+            ));
+        }
+        Some(name) => {
+            let name = name.trim();
+            ensure_profile_exists(name).await?;
+            Some(name)
+        }
+        None => None,
+    };
     let region = match non_empty(&options.region) {
         Some(region) => {
             validate_region(region)?;
@@ -182,13 +197,41 @@ fn instance_metadata_allowed() -> bool {
     std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|value| value.trim().eq_ignore_ascii_case("false"))
 }
 
+/// Fails with `ProfileNotFound` when a profile named explicitly is in
+/// neither AWS file; `default` may be absent.
+pub async fn ensure_profile_exists(name: &str) -> Result<()> {
+    let profiles = aws_config::profile::load(
+        &Fs::real(),
+        &Env::real(),
+        &EnvConfigFiles::default(),
+        Some(std::borrow::Cow::Owned(name.to_owned())),
+    )
+    .await
+    .ok();
+    let found = profiles.as_ref().is_some_and(|set| set.get_profile(name).is_some());
+    if found || name == "default" {
+        return Ok(());
+    }
+    Err(Error::not_found(
+        "ProfileNotFound",
+        format!(
+            "The AWS profile '{name}' is not defined in the AWS config or credentials file. Check -ProfileName or AWS_PROFILE, or create it with 'aws configure --profile {name}'."
+        ),
+    )
+    .with_target(name))
+}
+
 /// Builds the SDK's default credential chain without instance metadata (see
 /// [`instance_metadata_allowed`]): environment, profile (with its SSO,
 /// process and assume-role sources), web identity, ECS container.
+///
+/// A profile named in the request is the only source, as with the AWS CLI's
+/// `--profile`: keys in the environment must not win over it.
 fn credential_chain(profile: Option<&str>, provider_config: &ProviderConfig) -> CredentialsProviderChain {
     let mut profile_provider = ProfileFileCredentialsProvider::builder().configure(provider_config);
     if let Some(profile) = profile {
         profile_provider = profile_provider.profile_name(profile);
+        return CredentialsProviderChain::first_try("Profile", profile_provider.build());
     }
     let chain = CredentialsProviderChain::first_try("Environment", EnvironmentVariableCredentialsProvider::new())
         .or_else("Profile", profile_provider.build())
@@ -360,7 +403,7 @@ fn map_service_code(code: &str, message: &str, action: &str, endpoint: &str) -> 
         _ => Error::new(
             EcrStatus::Registry,
             "AwsServiceError",
-            format!("{action} failed at {endpoint} ({code}: {message})."),
+            format!("{action} failed at {endpoint} ({code}: {message}). Try again in a minute; if it keeps failing, check the endpoint and the AWS service status."),
         ),
     }
 }

@@ -140,7 +140,8 @@ fn select_services<'a>(project: &'a Project, names: &[String]) -> Result<Vec<&'a
     }
     for name in names {
         if project.service(name).is_none() {
-            let known: Vec<&str> = project.services.iter().map(|s| s.name.as_str()).collect();
+            let mut known: Vec<&str> = project.services.iter().map(|s| s.name.as_str()).collect();
+            known.sort_unstable();
             return Err(Error::not_found(
                 "ServiceNotFound",
                 format!(

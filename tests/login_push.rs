@@ -190,6 +190,57 @@ fn login_and_push_through_alias() {
     let ghost = partial.images.iter().find(|image| image.reference.contains("ghost")).unwrap();
     assert_eq!(ghost.error.as_ref().unwrap().error_id, "ImageNotFound");
 
+    let ghost_result = partial.images.iter().find(|image| image.reference.contains("ghost")).unwrap();
+    assert!(ghost_result.reason.as_deref().unwrap_or_default().contains("docker compose build"));
+    assert_eq!(ghost_result.digest, None);
+
+    // A digest the push cannot reproduce is a failure, not a silent other digest:
+    // the engine pushed hello/web before, so it knows the digest its own gzip made.
+    let engine_digest = through_engine
+        .images
+        .iter()
+        .find(|image| image.repository == "hello/web")
+        .and_then(|image| image.digest.clone())
+        .unwrap();
+    std::fs::write(
+        project.path().join("compose.yaml"),
+        format!("services:\n  web:\n    image: ${{REGISTRY}}/hello/web@{engine_digest}\n"),
+    )
+    .unwrap();
+    let pinned_result = runtime.block_on(push(&request, &context)).unwrap();
+    let pinned_error = pinned_result.images[0].error.clone().expect("the pinned push fails");
+    assert_eq!(pinned_error.error_id, "DigestMismatch", "{}", pinned_error.message);
+    let pinned_engine = runtime
+        .block_on(push(&PushRequest { via: ecr_compose::push::Via::Docker, ..request.clone() }, &context))
+        .unwrap();
+    assert_eq!(pinned_engine.images[0].error.as_ref().unwrap().error_id, "TagRequired");
+
+    // Options that cannot work together fail before any call.
+    let error = runtime
+        .block_on(push(
+            &PushRequest {
+                via: ecr_compose::push::Via::Docker,
+                sources: BTreeMap::from([("web".to_owned(), "oci-layout:/tmp/none".to_owned())]),
+                ..request.clone()
+            },
+            &context,
+        ))
+        .unwrap_err();
+    assert_eq!(error.error_id, "SourceNeedsNativePush");
+
+    // A profile named explicitly must exist, even with keys in the environment.
+    let error = runtime
+        .block_on(push(
+            &PushRequest {
+                credentials: None,
+                aws: AwsOptions { profile: Some("ghost".to_owned()), ..AwsOptions::default() },
+                ..request.clone()
+            },
+            &context,
+        ))
+        .unwrap_err();
+    assert_eq!(error.error_id, "ProfileNotFound");
+
     // An expired session fails before any call, with the way out.
     let expired = SessionCredentials { expiration: Some("2015-01-01T00:00:00Z".to_owned()), ..credentials };
     let error = runtime

@@ -88,7 +88,7 @@ impl RequestContext {
             ),
             TransportError::Http(error) => (
                 EcrStatus::Network,
-                "RegistryConnectionFailed",
+                "RegistryUnreachable",
                 "could not reach the registry",
                 describe_transport(error),
             ),

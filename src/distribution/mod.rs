@@ -133,7 +133,7 @@ impl Default for PushOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_retries: 4,
             retry_base_delay: Duration::from_millis(500),
-            stall_timeout: Duration::from_secs(120),
+            stall_timeout: Duration::from_secs(30),
             upload_slots: None,
             reauth: None,
         }

@@ -67,7 +67,7 @@ pub async fn push_image(
                 .with_target(reference.clone()),
         });
     }
-    let (name, tag) = split_name_and_tag(reference, item);
+    let (name, tag) = split_name_and_tag(item);
     let credentials = DockerCredentials {
         username: Some(authorization.username.clone()),
         password: Some(authorization.password.expose().to_owned()),
@@ -121,14 +121,12 @@ pub async fn push_image(
     })
 }
 
-/// Splits `host/repo:tag` into the name the engine pushes and the tag.
-fn split_name_and_tag(reference: &str, item: &PlanItem) -> (String, String) {
+/// Returns the name the engine pushes (`host/repository`) and the tag; the
+/// caller has checked that the reference has a tag.
+fn split_name_and_tag(item: &PlanItem) -> (String, String) {
     let host = item.registry.as_ref().map(|registry| registry.host.as_str()).unwrap_or_default();
     let name = format!("{host}/{}", item.repository);
-    let tag = item.tag.clone().unwrap_or_else(|| {
-        reference.rsplit_once(':').map(|(_, tag)| tag.to_owned()).unwrap_or_else(|| "latest".to_owned())
-    });
-    (name, tag)
+    (name, item.tag.clone().unwrap_or_else(|| "latest".to_owned()))
 }
 
 fn push_error(reference: &str, error: &bollard::errors::Error) -> Error {

@@ -190,6 +190,7 @@ pub struct PushResult {
 /// and the others are still pushed.
 pub async fn push(request: &PushRequest, context: &OperationContext) -> Result<PushResult> {
     let started = Instant::now();
+    validate(request)?;
     let project = compose::load(&LoadOptions {
         files: request.compose_files.clone(),
         working_dir: request.working_directory.clone(),
@@ -336,7 +337,13 @@ async fn run_image_inner(item: &PlanItem, shared: &SharedJob) -> Result<ImageRes
         Err(error) => {
             // The caller reports the item's error itself; the log line only helps debugging.
             tracing::debug!(reference = %item.reference, error_id = %error.error_id, "push failed: {}", error.message);
-            ImageResult { error: Some(error), via: Some(shared.via), ..item_result(item, ImageStatus::Failed) }
+            ImageResult {
+                digest: None,
+                reason: Some(error.message.clone()),
+                error: Some(error),
+                via: Some(shared.via),
+                ..item_result(item, ImageStatus::Failed)
+            }
         }
     };
     context.events.item(serde_json::to_value(&result).unwrap_or_default());
@@ -361,6 +368,46 @@ async fn push_with_source(item: &PlanItem, shared: &SharedJob) -> Result<ImageRe
     .await
 }
 
+/// Rejects option combinations and files that would fail every image later.
+fn validate(request: &PushRequest) -> Result<()> {
+    if request.via == Via::Docker && !request.sources.is_empty() {
+        return Err(Error::invalid(
+            "SourceNeedsNativePush",
+            "Image sources (-Source) are read by the native push only, and the docker engine pushes its own images: drop -Via Docker, or drop -Source.",
+        ));
+    }
+    if let Some(ca_file) = &request.ca_file {
+        if !ca_file.is_file() {
+            return Err(Error::not_found(
+                "CaFileNotFound",
+                format!("The CA file {} does not exist: pass the path of a PEM certificate file to -CaFile.", ca_file.display()),
+            )
+            .with_target(ca_file.display().to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the registry stored the manifest an image reference pins.
+///
+/// A pinned digest names exact manifest bytes. The engine's export holds
+/// layers uncompressed, so compressing them again gives other bytes, and
+/// the registry then holds another digest than the one the compose file pins.
+fn check_pinned_digest(item: &PlanItem, pushed: &str) -> Result<()> {
+    match &item.digest {
+        Some(pinned) if pinned != pushed => Err(Error::new(
+            EcrStatus::Registry,
+            "DigestMismatch",
+            format!(
+                "{} pins {pinned}, but the push produced {pushed}, because the layers were compressed again. Push a tagged reference instead, or give the OCI layout that holds the original blobs with -Source.",
+                item.reference
+            ),
+        )
+        .with_target(item.reference.clone())),
+        _ => Ok(()),
+    }
+}
+
 /// Pushes one image by the chosen path.
 #[allow(clippy::too_many_arguments)]
 async fn push_one(
@@ -376,7 +423,15 @@ async fn push_one(
     overall: u32,
 ) -> Result<ImageResult> {
     if let Some(docker) = docker {
+        if item.tag.is_none() {
+            return Err(Error::invalid(
+                "TagRequired",
+                format!("{} has a digest but no tag, and the docker engine pushes tags only: add a tag, or drop -Via Docker.", item.reference),
+            )
+            .with_target(item.reference.clone()));
+        }
         let digest = context.run_cancellable(engine::push_image(docker, item, authorization, context, overall)).await?;
+        check_pinned_digest(item, &digest)?;
         return Ok(ImageResult { digest: Some(digest), via: Some(via), ..item_result(item, ImageStatus::Pushed) });
     }
     let settings = native::NativeSettings {
@@ -386,6 +441,7 @@ async fn push_one(
         config,
     };
     let outcome = context.run_cancellable(native::push_image(item, authorization, settings, context, overall)).await?;
+    check_pinned_digest(item, &outcome.digest)?;
     Ok(ImageResult {
         digest: Some(outcome.digest),
         via: Some(via),
@@ -432,7 +488,12 @@ fn settled_result(item: &PlanItem) -> ImageResult {
             reason: Some("The service has a build section but no image name, so it has no registry to go to.".to_owned()),
             ..item_result(item, ImageStatus::Skipped)
         },
-        Action::Fail { error } => ImageResult { error: Some(error.clone()), ..item_result(item, ImageStatus::Failed) },
+        Action::Fail { error } => ImageResult {
+            digest: None,
+            reason: Some(error.message.clone()),
+            error: Some(error.clone()),
+            ..item_result(item, ImageStatus::Failed)
+        },
         Action::Push => item_result(item, ImageStatus::Planned),
     }
 }

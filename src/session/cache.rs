@@ -64,9 +64,9 @@ impl SessionCache {
     /// cache folder (`~/.cache/ecr-compose`, `%LOCALAPPDATA%\ecr-compose`).
     pub fn open(dir: Option<&Path>) -> Result<SessionCache> {
         let dir = match dir {
-            Some(dir) => dir.to_path_buf(),
+            Some(dir) => checked_dir(dir, "The cache folder")?,
             None => match std::env::var_os(CACHE_DIR_VARIABLE).filter(|value| !value.is_empty()) {
-                Some(dir) => PathBuf::from(dir),
+                Some(dir) => checked_dir(Path::new(&dir), CACHE_DIR_VARIABLE)?,
                 None => dirs::cache_dir().map(|base| base.join("ecr-compose")).ok_or_else(|| {
                     Error::not_found(
                         "CacheFolderNotFound",
@@ -169,7 +169,7 @@ impl SessionCache {
             Error::new(
                 EcrStatus::InvalidRequest,
                 "SessionCacheWriteFailed",
-                format!("Could not write the session cache {}: {error}. Check the folder's permissions, or pass -NoCache.", path.display()),
+                format!("Could not write the session cache {}: {error}. Check the folder's permissions; Get-EcrMfaSession -NoCache skips the cache.", path.display()),
             )
         };
         let text = serde_json::to_vec_pretty(&CacheFile { version: CACHE_VERSION, sessions: file.sessions.clone() })
@@ -188,7 +188,7 @@ impl SessionCache {
             Error::new(
                 EcrStatus::InvalidRequest,
                 "SessionCacheLockFailed",
-                format!("Could not lock the session cache in {}: {error}. Check the folder's permissions, or pass -NoCache.", self.dir.display()),
+                format!("Could not lock the session cache in {}: {error}. Check that it is a folder you may write; Get-EcrMfaSession -NoCache skips the cache.", self.dir.display()),
             )
         };
         create_private_dir(&self.dir).map_err(io_error)?;
@@ -197,6 +197,20 @@ impl SessionCache {
         if exclusive { lock.lock() } else { lock.lock_shared() }.map_err(io_error)?;
         Ok(lock)
     }
+}
+
+/// Rejects a cache folder that is relative or has a blank component, which
+/// would scatter session files into whatever the working folder is.
+fn checked_dir(dir: &Path, source: &str) -> Result<PathBuf> {
+    let blank = dir.components().any(|component| component.as_os_str().to_string_lossy().trim().is_empty());
+    if dir.is_absolute() && !blank {
+        return Ok(dir.to_path_buf());
+    }
+    Err(Error::invalid(
+        "InvalidCacheFolder",
+        format!("{source} '{}' is not an absolute folder path: give a full path such as /home/dev/.cache/ecr-compose.", dir.display()),
+    )
+    .with_target(dir.display().to_string()))
 }
 
 fn cache_key(profile: &str, serial: &str) -> String {

@@ -195,7 +195,11 @@ pub async fn get_session_token(request: &TokenRequest, context: &OperationContex
     if matches!(request.cache.mode, CacheMode::Use | CacheMode::Only) {
         let min_remaining = request.cache.min_remaining_seconds.map_or(DEFAULT_MIN_REMAINING, Duration::from_secs);
         let cached = cache.as_ref().and_then(|cache| cache.load(&defaults.name, &serial_number, min_remaining));
-        if let Some(session) = cached {
+        if let Some(mut session) = cached {
+            // A region given now wins over the one the session was made in.
+            if let Some(region) = request.aws.region.as_deref().map(str::trim).filter(|region| !region.is_empty()) {
+                session.region = region.to_owned();
+            }
             context.events.redact(session.secret_access_key.expose());
             context.events.redact(session.session_token.expose());
             tracing::info!(serial_number = %serial_number, expiration = %session.expiration, "reusing the cached MFA session");

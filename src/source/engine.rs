@@ -271,9 +271,10 @@ fn engine_error(host: &str, problem: &str, error: &bollard::errors::Error) -> Er
         bollard::errors::Error::DockerResponseServerError { .. } => EcrStatus::Registry,
         _ => EcrStatus::Network,
     };
+    let error_id = if status == EcrStatus::Network { "DockerEngineUnreachable" } else { "DockerEngineError" };
     Error::new(
         status,
-        "DockerEngineError",
+        error_id,
         format!("The docker engine at {host} {problem}: {error}. Check that the engine runs and DOCKER_HOST points at it."),
     )
     .with_target(host.to_owned())
