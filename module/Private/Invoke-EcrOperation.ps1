@@ -15,11 +15,11 @@ function Invoke-EcrOperation {
     tagged EcrCompose and PushSummary. For the other operations, the result document of the
     response is written to the output.
 
-    A failed operation becomes a terminating error of Cmdlet, unless its errorId is one of
-    ReturnErrorId: then its ErrorRecord is the output, for a caller that handles the error. The
-    caller cannot catch the terminating error itself, because ThrowTerminatingError ends the
-    cmdlet, past every try/catch inside it. When the pipeline stops (Ctrl+C) or fails, the
-    finally block cancels the operation if it still runs and frees its handle.
+    A failed operation becomes a terminating error of Cmdlet. An error whose errorId is in
+    ReturnErrorId is returned as an ErrorRecord instead, for a caller that handles it, because
+    the caller could not catch the terminating error: ThrowTerminatingError ends the cmdlet past
+    every try/catch inside it. When the pipeline stops (Ctrl+C) or fails, the finally block
+    cancels the operation if it still runs and frees its handle.
     #>
     [CmdletBinding()]
     param(

@@ -73,6 +73,13 @@ function Clear-EcrMfaSession {
         [switch] $PassThru
     )
 
+    begin {
+        # Windows PowerShell 5.1 turns -Debug into Inquire, which would stop at every log line.
+        if ($DebugPreference -eq 'Inquire' -and $PSBoundParameters.ContainsKey('Debug')) {
+            $DebugPreference = 'Continue'
+        }
+    }
+
     process {
         $awsProfile = $ProfileName
         if (-not $awsProfile -and $null -ne $Session) {

@@ -115,6 +115,13 @@ function Connect-EcrRegistry {
         [switch] $PassThru
     )
 
+    begin {
+        # Windows PowerShell 5.1 turns -Debug into Inquire, which would stop at every log line.
+        if ($DebugPreference -eq 'Inquire' -and $PSBoundParameters.ContainsKey('Debug')) {
+            $DebugPreference = 'Continue'
+        }
+    }
+
     process {
         $approved = @($Registry | Where-Object { $PSCmdlet.ShouldProcess($_, 'Log docker in to the ECR registry') })
         if ($approved.Count -eq 0) {

@@ -195,6 +195,13 @@ function Get-EcrMfaSession {
         [switch] $SetEnvironment
     )
 
+    begin {
+        # Windows PowerShell 5.1 turns -Debug into Inquire, which would stop at every log line.
+        if ($DebugPreference -eq 'Inquire' -and $PSBoundParameters.ContainsKey('Debug')) {
+            $DebugPreference = 'Continue'
+        }
+    }
+
     process {
         $conflict = $null
         if ($Force -and $NoCache) {

@@ -192,6 +192,13 @@ function Push-ComposeToEcr {
         [string] $CaFile
     )
 
+    begin {
+        # Windows PowerShell 5.1 turns -Debug into Inquire, which would stop at every log line.
+        if ($DebugPreference -eq 'Inquire' -and $PSBoundParameters.ContainsKey('Debug')) {
+            $DebugPreference = 'Continue'
+        }
+    }
+
     process {
         # The library resolves relative paths against the process working directory, which
         # Set-Location does not change, so every path it gets is absolute.
