@@ -300,7 +300,7 @@ function Invoke-ExampleTask {
         $null = & (Join-Path $project 'Build-Images.ps1') -Registry $standIns.registry.host -DockerHost $standIns.engine.host
 
         $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
-        $session | Format-Table | Out-String -Width 250 | Write-Host
+        $session | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 
         $images = Push-ComposeToEcr -Path (Join-Path $project 'compose.yaml') -Session $session `
             -DockerHost $standIns.engine.host -RegistryAlias @{ $standIns.registry.host = $ecrHost } -CreateRepository `
