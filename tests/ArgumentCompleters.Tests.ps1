@@ -229,7 +229,7 @@ Describe 'Tab completion' {
             $completions | Should -Be @('db', 'quoted-api', 'web', 'worker')
         }
 
-        It 'reads the default file of a parent folder and its override file' {
+        It 'reads a parent default and override' {
             $parent = New-ComposeFolder -Name 'with-override' -Files @{
                 'docker-compose.yml' = "services:`n  app:`n    image: app`n"
                 'docker-compose.override.yml' = "services:`n  debug:`n    image: debug`n"

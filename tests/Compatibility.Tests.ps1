@@ -151,7 +151,7 @@ Describe 'Windows PowerShell 5.1 syntax' {
 
 Describe 'File encoding' {
     # Windows PowerShell 5.1 reads a script without a byte order mark in the ANSI code page.
-    It '<Name> is ASCII or starts with a UTF-8 byte order mark' -ForEach $textFiles {
+    It '<Name> is ASCII or has a BOM' -ForEach $textFiles {
         $bytes = [System.IO.File]::ReadAllBytes($Path)
         $hasBom = $bytes.Length -ge 3 -and $bytes[0] -eq 0xEF -and $bytes[1] -eq 0xBB -and $bytes[2] -eq 0xBF
         $nonAscii = @($bytes -gt 0x7F).Count

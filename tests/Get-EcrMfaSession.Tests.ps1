@@ -491,7 +491,7 @@ Describe 'Get-EcrMfaSession' {
     }
 
     Context 'non-interactive sessions' {
-        It 'fails at once in CI with a message naming -TokenCode' {
+        It 'fails at once in CI' {
             Use-NewSessionCache
             $previous = $env:CI
             $env:CI = 'true'
@@ -508,7 +508,7 @@ Describe 'Get-EcrMfaSession' {
             $failure.Exception.Message | Should -Match '\bCI is set\b'
         }
 
-        It 'fails at once in pwsh -NonInteractive with a message naming -TokenCode' {
+        It 'fails at once with -NonInteractive' {
             # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
             $pwsh = @((Get-Process -Id $PID).Path)
             if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
@@ -616,13 +616,13 @@ Describe 'Get-EcrMfaSession' {
             Find-Secret -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
         }
 
-        It 'gets a new session from STS with the long-term credentials' {
+        It 'calls STS with long-term credentials' {
             # STS rejects GetSessionToken signed with session credentials.
             $forced = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -Force
             $forced.FromCache | Should -BeFalse
         }
 
-        It 'keeps the exported session in the environment after that call' {
+        It 'keeps the exported session afterwards' {
             $env:AWS_ACCESS_KEY_ID | Should -Be $session.AccessKeyId
         }
 
@@ -635,15 +635,15 @@ Describe 'Get-EcrMfaSession' {
             $env:AWS_ACCESS_KEY_ID | Should -Be $before['AWS_ACCESS_KEY_ID']
         }
 
-        It 'restores the long-term secret key with Clear-EcrMfaSession' {
+        It 'restores the long-term secret key' {
             ($env:AWS_SECRET_ACCESS_KEY -ceq $before['AWS_SECRET_ACCESS_KEY']) | Should -BeTrue
         }
 
-        It 'removes AWS_SESSION_TOKEN with Clear-EcrMfaSession' {
+        It 'removes AWS_SESSION_TOKEN when cleared' {
             $env:AWS_SESSION_TOKEN | Should -BeNullOrEmpty
         }
 
-        It 'restores AWS_REGION with Clear-EcrMfaSession' {
+        It 'restores AWS_REGION when cleared' {
             $env:AWS_REGION | Should -Be $before['AWS_REGION']
         }
 

@@ -155,8 +155,11 @@ Describe 'Module package' {
             @($installResult.Commands) | Should -Be $publicNames
         }
 
-        It 'loads the native library of the package' {
+        It 'takes the native library from the package' {
             $installResult.LibraryPath | Should -BeLike "$($installResult.InstalledBase)*runtimes*native*"
+        }
+
+        It 'runs the native library' {
             $installResult.Removed | Should -Be 0
         }
 
