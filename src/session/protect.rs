@@ -47,9 +47,12 @@ pub fn unprotect(stored: &str) -> Result<String> {
     }
 }
 
+// NOTE: this module is compiled on Windows only and was checked against the
+// windows 0.62 signatures by reading, not by a Windows build.
 #[cfg(windows)]
 mod dpapi {
     use windows::Win32::Foundation::{HLOCAL, LocalFree};
+    use windows::core::PCWSTR;
     use windows::Win32::Security::Cryptography::{
         CRYPT_INTEGER_BLOB, CRYPTPROTECT_UI_FORBIDDEN, CryptProtectData, CryptUnprotectData,
     };
@@ -61,7 +64,7 @@ mod dpapi {
         let mut output = CRYPT_INTEGER_BLOB::default();
         // SAFETY: input points at `plain`, alive for the call; output is filled
         // by the API and freed below with LocalFree, as its documentation requires.
-        unsafe { CryptProtectData(&input, None, None, None, None, CRYPTPROTECT_UI_FORBIDDEN, &mut output) }
+        unsafe { CryptProtectData(&input, PCWSTR::null(), None, None, None, CRYPTPROTECT_UI_FORBIDDEN, &mut output) }
             .map_err(|error| Error::internal(format!("DPAPI could not protect the session: {error}")))?;
         Ok(take(output))
     }
