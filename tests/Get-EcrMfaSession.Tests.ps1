@@ -679,6 +679,16 @@ Describe 'Get-EcrMfaSession' {
             $renewed.ProfileName | Should -Be $first.ProfileName
         }
 
+        It 'names the profile of a session from -ProfileName' {
+            Add-Content -Path $standIns.awsConfigFile -Encoding utf8 -Value @(
+                '[profile piped]'
+                "aws_access_key_id = $($standIns.accessKeyId)"
+                "aws_secret_access_key = $($standIns.secretAccessKey)"
+            )
+            $fromProfile = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -ProfileName 'piped'
+            ($fromProfile | Get-EcrMfaSession).ProfileName | Should -Be 'piped'
+        }
+
         It 'gets a new session with -Force' {
             $renewed.FromCache | Should -BeFalse
         }
@@ -718,10 +728,13 @@ Describe 'Get-EcrMfaSession' {
     Context 'profile defaults' {
         BeforeAll {
             Use-NewSessionCache
+            # A profile named with -ProfileName is the only source of credentials, so it has keys.
             Add-Content -Path $standIns.awsConfigFile -Encoding utf8 -Value @(
                 '[profile mfa-defaults]'
                 "mfa_serial = $($standIns.serialNumber)"
                 'duration_seconds = 900'
+                "aws_access_key_id = $($standIns.accessKeyId)"
+                "aws_secret_access_key = $($standIns.secretAccessKey)"
             )
             $before = [datetime]::UtcNow
             $session = Get-EcrMfaSession -ProfileName 'mfa-defaults' -TokenCode '123456'

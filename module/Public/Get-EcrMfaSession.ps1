@@ -47,7 +47,9 @@ function Get-EcrMfaSession {
     .PARAMETER Session
     An earlier session, for example one that expires soon. Its MFA device, profile and region
     are the defaults of -SerialNumber, -ProfileName and -Region, so that
-    $session | Get-EcrMfaSession -Force renews it. Accepted from the pipeline.
+    $session | Get-EcrMfaSession -Force renews it. Its profile is passed on only when it differs
+    from the one that AWS_PROFILE (or default) selects, because a named profile is the only
+    source of credentials. Accepted from the pipeline.
 
     .PARAMETER DurationInSeconds
     How long the session lasts, in seconds: 900 (15 minutes) to 129600 (36 hours). Defaults to
@@ -222,8 +224,17 @@ function Get-EcrMfaSession {
         $awsRegion = $Region
         if ($null -ne $Session) {
             if (-not $mfaSerial) { $mfaSerial = $Session.SerialNumber }
-            if (-not $awsProfile) { $awsProfile = $Session.ProfileName }
             if (-not $awsRegion) { $awsRegion = $Session.Region }
+
+            # A profile named in the request is the library's only source of credentials, so the
+            # profile that the environment selects anyway is left out: keys in AWS_ACCESS_KEY_ID
+            # and AWS_SECRET_ACCESS_KEY then still count, as they did for the first session.
+            # The AWS SDK for Rust reads AWS_PROFILE only, not the AWS CLI's AWS_DEFAULT_PROFILE.
+            $selectedProfile = 'default'
+            if ($env:AWS_PROFILE) { $selectedProfile = $env:AWS_PROFILE }
+            if (-not $awsProfile -and $Session.ProfileName -and $Session.ProfileName -ne $selectedProfile) {
+                $awsProfile = $Session.ProfileName
+            }
         }
 
         $cache = @{ mode = 'use'; minRemainingSeconds = $MinimumRemainingSeconds }
