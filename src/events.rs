@@ -11,9 +11,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::{self, Write as _};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::field::{Field, Visit};
@@ -41,7 +42,9 @@ pub enum LogLevel {
     Info,
     /// Adds the library's debug lines and the info lines of AWS and HTTP crates.
     Debug,
-    /// Everything, including the trace lines of every crate.
+    /// The library's trace lines and the debug lines of every crate. Other
+    /// crates' trace lines stay out: the AWS SDK traces raw response bodies,
+    /// and ECR's authorization token is not marked sensitive there.
     Trace,
 }
 
@@ -54,7 +57,8 @@ impl LogLevel {
             (LogLevel::Info, false) => Level::WARN,
             (LogLevel::Debug, true) => Level::DEBUG,
             (LogLevel::Debug, false) => Level::INFO,
-            (LogLevel::Trace, _) => Level::TRACE,
+            (LogLevel::Trace, true) => Level::TRACE,
+            (LogLevel::Trace, false) => Level::DEBUG,
         };
         // tracing orders levels by verbosity: TRACE > DEBUG > INFO > WARN > ERROR.
         *level <= limit
@@ -212,9 +216,6 @@ pub struct ProgressEvent {
 }
 
 fn redact_value(value: Value, secrets: &[String]) -> Value {
-    if secrets.is_empty() {
-        return value;
-    }
     match value {
         Value::String(text) => Value::String(redact_text(&text, secrets)),
         Value::Array(items) => Value::Array(items.into_iter().map(|item| redact_value(item, secrets)).collect()),
@@ -227,9 +228,19 @@ fn redact_value(value: Value, secrets: &[String]) -> Value {
     }
 }
 
-/// Replaces every occurrence of each secret in `text` by a mask.
+/// Credential fields as AWS responses and SDK Debug output spell them, with
+/// their values; masked even before the operation knows the values.
+static SECRET_FIELDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?i)((?:authorization_?token|secret_?access_?key|session_?token|password)(?:["']?\s*[:=]\s*(?:Some\()?["']?|>))[A-Za-z0-9+/=_\-.%]{8,}"#,
+    )
+    .expect("secret field pattern is valid")
+});
+
+/// Replaces every occurrence of each secret in `text`, and the value of
+/// every credential field, by a mask.
 pub fn redact_text(text: &str, secrets: &[String]) -> String {
-    let mut output = text.to_owned();
+    let mut output = SECRET_FIELDS.replace_all(text, format!("${{1}}{REDACTION_MASK}").as_str()).into_owned();
     for secret in secrets {
         if output.contains(secret.as_str()) {
             output = output.replace(secret.as_str(), REDACTION_MASK);
@@ -381,6 +392,24 @@ mod tests {
         let events = sink.drain();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0]["message"], "key *** here");
+    }
+
+    #[test]
+    fn credential_fields_masked_without_registration() {
+        let masked = redact_text(
+            r#"{"authorizationData":[{"authorizationToken":"QVdTOjEyMzQ1Njc4OTAxMi1hdXRoLXRva2Vu"}]} <SecretAccessKey>wJalrXUtnFEMIK7MDENG</SecretAccessKey> session_token: Some("FwoGZXIvYXdzEBYaDH")"#,
+            &[],
+        );
+        assert!(!masked.contains("QVdTOjEyMzQ1Njc4OTAxMi1hdXRoLXRva2Vu"), "{masked}");
+        assert!(!masked.contains("wJalrXUtnFEMIK7MDENG"), "{masked}");
+        assert!(!masked.contains("FwoGZXIvYXdzEBYaDH"), "{masked}");
+    }
+
+    #[test]
+    fn trace_keeps_foreign_trace_out() {
+        assert!(LogLevel::Trace.admits(&Level::TRACE, "ecr_compose::push"));
+        assert!(!LogLevel::Trace.admits(&Level::TRACE, "aws_smithy_runtime::client"));
+        assert!(LogLevel::Trace.admits(&Level::DEBUG, "aws_smithy_runtime::client"));
     }
 
     #[test]

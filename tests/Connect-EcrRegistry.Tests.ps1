@@ -226,7 +226,7 @@ Describe 'Connect-EcrRegistry' {
                     catch { $_ }
                 } *>&1)
             $failure = $records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] } | Select-Object -Last 1
-            $failure.FullyQualifiedErrorId | Should -Be 'MfaSessionExpired,Connect-EcrRegistry'
+            $failure.FullyQualifiedErrorId | Should -Be 'SessionExpired,Connect-EcrRegistry'
             $failure.CategoryInfo.Category | Should -Be 'AuthenticationError'
             Find-Secret -Text (ConvertTo-VisibleText $records) | Should -BeNullOrEmpty
         }

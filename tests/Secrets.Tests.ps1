@@ -307,7 +307,7 @@ Describe 'Secrets in every output' {
             @{ Scenario = 'token with -SetEnvironment'; Expected = 'a session' }
             @{ Scenario = 'login'; Expected = 'a login' }
             @{ Scenario = 'login to a registry that is not ECR'; Expected = 'NotAnEcrRegistry,Connect-EcrRegistry' }
-            @{ Scenario = 'login with an expired session'; Expected = 'MfaSessionExpired,Connect-EcrRegistry' }
+            @{ Scenario = 'login with an expired session'; Expected = 'SessionExpired,Connect-EcrRegistry' }
             @{ Scenario = 'login with denied access'; Expected = 'AccessDenied,Connect-EcrRegistry' }
             @{ Scenario = 'push'; Expected = 'pushed images' }
             @{ Scenario = 'push with a missing image'; Expected = 'a failed image' }

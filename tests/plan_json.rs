@@ -121,7 +121,7 @@ fn plan_unknown_service_lists_known() {
     let error = plan::build(&project, &options).unwrap_err();
     assert_eq!(error.error_id, "ServiceNotFound");
     assert!(error.message.contains("'wbe'"), "{}", error.message);
-    assert!(error.message.contains("web, db"), "{}", error.message);
+    assert!(error.message.contains("db, web"), "{}", error.message);
 }
 
 #[test]

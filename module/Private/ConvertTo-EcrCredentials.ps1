@@ -4,7 +4,7 @@ function ConvertTo-EcrCredentials {
     Builds the credentials object of a request from an MFA session, after checking it has not expired.
 
     .DESCRIPTION
-    An expired session becomes a terminating error of Cmdlet with the ErrorId MfaSessionExpired,
+    An expired session becomes a terminating error of Cmdlet with the ErrorId SessionExpired,
     because AWS would reject it with a less helpful message. The error names the account, the
     MFA device and the expiration, never a secret.
     #>
@@ -32,7 +32,7 @@ function ConvertTo-EcrCredentials {
             $Session.AccountId, $Session.SerialNumber, $Session.Expiration.ToUniversalTime()
         $exception = [System.UnauthorizedAccessException]::new($message)
         $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
-            $exception, 'MfaSessionExpired', 'AuthenticationError', $Session.SerialNumber))
+            $exception, 'SessionExpired', 'AuthenticationError', $Session.SerialNumber))
     }
 
     $credentials = @{
