@@ -1,7 +1,7 @@
 //! Gzip compression of uncompressed layers while they stream to the registry.
 //!
 //! A layer is cut into 512 KiB pieces that are deflated on several cores at
-//! once, as pigz does: each piece is primed with the 32 KiB before it and
+//! once, as pigz does. Each piece is primed with the 32 KiB before it and
 //! ends with a sync flush, so the pieces join into one deflate stream. The
 //! output depends only on the layer's bytes, not on the number of cores or
 //! on thread timing.
@@ -279,7 +279,8 @@ impl PieceWriter {
         Ok(PieceWriter {
             deflate,
             level,
-            // Stored blocks add 5 bytes per 64 KiB; compressed ones are smaller.
+            // Stored blocks of up to 64 KiB add 5 bytes each, and compressed
+            // ones are smaller. `deflate` grows the buffer if it is short.
             output: Vec::with_capacity(length + length / 1024 + 64),
         })
     }
@@ -311,13 +312,13 @@ impl PieceWriter {
             if self.output.capacity() - self.output.len() < WINDOW_SIZE {
                 self.output.reserve(input.len() + WINDOW_SIZE);
             }
-            let taken_before = self.deflate.total_in();
+            let consumed_before = self.deflate.total_in();
             let status = self
                 .deflate
                 .compress_vec(input, &mut self.output, flush)
                 .map_err(|error| compress_error(&error))?;
-            let taken = (self.deflate.total_in() - taken_before) as usize;
-            input = &input[taken..];
+            let consumed = (self.deflate.total_in() - consumed_before) as usize;
+            input = &input[consumed..];
             let output_full = self.output.len() == self.output.capacity();
             let finished = match flush {
                 FlushCompress::Finish => status == Status::StreamEnd,
@@ -462,7 +463,8 @@ mod tests {
         let compressed = collect(gzip_layer(layer, CancellationToken::new()))
             .await
             .unwrap();
-        // Stored blocks add 5 bytes per 64 KiB at most, plus header and trailer.
+        // Stored blocks of up to 64 KiB add 5 bytes each, and so does the
+        // sync flush at the end of each piece.
         assert!(compressed.len() <= content.len() + content.len() / 1000 + 64);
         assert_eq!(gunzip(&compressed), content);
     }
