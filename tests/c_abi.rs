@@ -10,24 +10,22 @@ use std::sync::OnceLock;
 use support::StandIns;
 
 /// Returns the folder of the cdylib for this test run (`target/debug`),
-/// building the cdylib first when missing: `cargo test` builds only the
-/// rlib that the tests link.
+/// after bringing the cdylib up to date: `cargo test` builds only the rlib
+/// that the tests link, so the cdylib may be missing or stale.
 fn library_dir() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let exe = std::env::current_exe().expect("test executable path");
             let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf();
-            if !dir.join("libecr_compose.so").exists() {
-                let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-                let mut command = Command::new(env!("CARGO"));
-                command.args(["build", "--lib", "--manifest-path"]).arg(manifest);
-                if dir.ends_with("release") {
-                    command.arg("--release");
-                }
-                let status = command.status().expect("run cargo build --lib");
-                assert!(status.success(), "cargo build --lib failed");
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+            let mut command = Command::new(env!("CARGO"));
+            command.args(["build", "--lib", "--manifest-path"]).arg(manifest);
+            if dir.ends_with("release") {
+                command.arg("--release");
             }
+            let status = command.status().expect("run cargo build --lib");
+            assert!(status.success(), "cargo build --lib failed");
             dir
         })
         .clone()

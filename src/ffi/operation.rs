@@ -42,6 +42,8 @@ impl EcrOperation {
             cancel: CancellationToken::new(),
         };
         let future = build_future(kind, body, context.clone())?;
+        #[cfg(debug_assertions)]
+        let future = inject_panic(future);
         EcrOperation::spawn(kind, future, context)
     }
 
@@ -136,6 +138,17 @@ fn build_future(kind: &str, body: Value, context: OperationContext) -> Result<Bo
         }
     };
     Ok(future)
+}
+
+/// Replaces the operation by a panic when `ECR_COMPOSE_TEST_PANIC` is set,
+/// so the C test can check that a panic in the core reaches the host as
+/// `ECR_STATUS_PANIC`. Debug builds only: release builds have no such hook.
+#[cfg(debug_assertions)]
+fn inject_panic(future: BoxFuture<'static, Result<Value>>) -> BoxFuture<'static, Result<Value>> {
+    if std::env::var_os("ECR_COMPOSE_TEST_PANIC").is_some() {
+        return Box::pin(async { panic!("panic injected by ECR_COMPOSE_TEST_PANIC") });
+    }
+    future
 }
 
 fn to_value<T: serde::Serialize>(value: T) -> Result<Value> {

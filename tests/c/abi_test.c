@@ -6,6 +6,8 @@
  * credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and
  * prints one line per check, then "N passed, N failed".
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +134,15 @@ static void check_misuse(void) {
   ecr_string_free(response);
   ecr_operation_free(NULL);
   ecr_string_free(NULL);
+
+  /* Debug builds of the library turn the operation into a panic on request. */
+  setenv("ECR_COMPOSE_TEST_PANIC", "1", 1);
+  response = NULL;
+  EcrStatus panicked = ecr_token("{\"tokenCode\":\"123456\"}", &response);
+  unsetenv("ECR_COMPOSE_TEST_PANIC");
+  check(panicked == ECR_STATUS_PANIC, "panic in the core returns PANIC");
+  check(contains(response, "InternalPanic"), "panic has error id InternalPanic");
+  ecr_string_free(response);
 }
 
 static int callback_events;
