@@ -28,7 +28,7 @@ pub fn config_dir(explicit: Option<&Path>) -> Result<PathBuf> {
     })
 }
 
-/// What storing a login changed besides the entry itself.
+/// Side effects of storing a login, besides the entry itself.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct StoreOutcome {
     /// Path of the config file written.

@@ -1,5 +1,5 @@
-//! What every core operation receives besides its request: where its events
-//! go and how it learns that the caller cancelled it.
+//! Context of every core operation besides its request: the queue of its
+//! events and the token that signals the caller's cancellation.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};

@@ -9,7 +9,7 @@ use zeroize::Zeroize;
 ///
 /// `Debug` and `Display` print `***`. Serialization writes the plain value,
 /// because results cross the ABI as JSON and the caller keeps the session;
-/// nothing else should serialize a type that holds one. The memory is
+/// nothing else should serialize a type that contains one. The memory is
 /// overwritten on drop.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);

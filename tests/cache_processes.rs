@@ -1,5 +1,5 @@
 //! Two processes that update the session cache at once both succeed and
-//! leave a file that parses and holds every session they stored.
+//! leave a file that parses and contains every session they stored.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

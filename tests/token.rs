@@ -57,7 +57,7 @@ fn token_operation_against_stand_in() {
     assert_eq!(second.access_key_id, first.access_key_id);
     assert_eq!(stand_ins.stats().get("GetSessionToken").copied(), Some(1));
 
-    // Refresh asks STS again.
+    // Refresh requests a new session from STS.
     let refreshed = runtime
         .block_on(get_session_token(&request(&stand_ins, "654321", cache_dir.path(), CacheMode::Refresh), &context))
         .expect("refresh gives a new session");
@@ -159,7 +159,7 @@ fn token_operation_against_stand_in() {
     let left = (expires_at - time::OffsetDateTime::now_utc()).whole_seconds();
     assert!((800..=900).contains(&left), "session lasts the profile's 900 s, has {left} s left");
 
-    // Without credentials anywhere, the error says where to put them.
+    // Without credentials anywhere, the error names where to put them.
     let mut no_keys = from_profile.clone();
     no_keys.aws.profile = None;
     no_keys.serial_number = Some(stand_ins.serial_number.clone());
