@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError;
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Repository};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::map_sdk_error;
@@ -13,6 +14,8 @@ use crate::registry::{EcrRegistry, is_valid_ecr_repository_name};
 
 /// Maximum `repositoryNames` of one DescribeRepositories call, from the ECR API reference.
 const DESCRIBE_BATCH_SIZE: usize = 100;
+/// ECR calls about single repositories that run at once.
+const CONCURRENT_CALLS: usize = 8;
 
 /// Options for repositories that do not exist.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,29 +92,30 @@ pub async fn ensure_repositories(
         missing.extend(batch_missing);
     }
 
-    for name in missing {
-        let result = if options.create {
-            create_repository(
-                client,
-                registry,
-                &name,
-                tag_mutability.clone(),
-                options.scan_on_push,
-                &endpoint,
-            )
-            .await
-        } else {
-            Err(Error::not_found(
-                "RepositoryNotFound",
-                format!(
-                    "Repository '{name}' does not exist in registry {}: create it, or run with -CreateRepository to create missing repositories.",
-                    registry.ecr_host
-                ),
-            )
-            .with_target(name.clone()))
-        };
-        results.insert(name, result);
-    }
+    let created = futures_util::stream::iter(missing)
+        .map(|name| {
+            let tag_mutability = tag_mutability.clone();
+            let endpoint = &endpoint;
+            async move {
+                let result = if options.create {
+                    create_repository(client, registry, &name, tag_mutability, options.scan_on_push, endpoint).await
+                } else {
+                    Err(Error::not_found(
+                        "RepositoryNotFound",
+                        format!(
+                            "Repository '{name}' does not exist in registry {}: create it, or run with -CreateRepository to create missing repositories.",
+                            registry.ecr_host
+                        ),
+                    )
+                    .with_target(name.clone()))
+                };
+                (name, result)
+            }
+        })
+        .buffer_unordered(CONCURRENT_CALLS)
+        .collect::<Vec<_>>()
+        .await;
+    results.extend(created);
     Ok(results)
 }
 
@@ -135,10 +139,11 @@ fn parse_tag_mutability(value: Option<&str>) -> Result<Option<ImageTagMutability
 ///
 /// DescribeRepositories fails the whole call with RepositoryNotFoundException
 /// when any name is missing (moto 5 does, and ECR documents the exception for
-/// a named repository that does not exist). The message names one missing
-/// repository, so that name is set aside and the call repeated: a batch with
-/// k missing names takes k + 1 calls. When the message names no repository
-/// of the batch, the names are described one by one.
+/// a named repository that does not exist). The message names only one
+/// missing repository, so that name is set aside. Up to [`CONCURRENT_CALLS`]
+/// other names are then described one by one, all at once; more names are
+/// described again as a batch, so a batch with k missing names takes k + 1
+/// calls.
 async fn describe_batch(
     client: &aws_sdk_ecr::Client,
     registry: &EcrRegistry,
@@ -147,7 +152,7 @@ async fn describe_batch(
 ) -> Result<(Vec<Repository>, Vec<String>)> {
     let mut pending: Vec<String> = batch.to_vec();
     let mut missing = Vec::new();
-    while !pending.is_empty() {
+    while pending.len() > CONCURRENT_CALLS {
         match describe(client, registry, &pending).await {
             Ok(found) => return Ok((found, missing)),
             Err(error) if is_not_found(&error) => {
@@ -157,28 +162,44 @@ async fn describe_batch(
                     .position(|name| message.contains(&format!("'{name}'")))
                 {
                     Some(index) => missing.push(pending.remove(index)),
-                    None => {
-                        return describe_one_by_one(client, registry, pending, missing, endpoint)
-                            .await;
-                    }
+                    None => break,
                 }
             }
             Err(error) => return Err(describe_error(error, registry, endpoint)),
         }
     }
-    Ok((Vec::new(), missing))
+    if pending.len() > 1 && pending.len() <= CONCURRENT_CALLS {
+        // One batch call first: when every repository exists, it is the only call.
+        match describe(client, registry, &pending).await {
+            Ok(found) => return Ok((found, missing)),
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => return Err(describe_error(error, registry, endpoint)),
+        }
+    }
+    let (found, singles_missing) = describe_one_by_one(client, registry, pending, endpoint).await?;
+    missing.extend(singles_missing);
+    Ok((found, missing))
 }
 
+/// Describes each name in its own call, [`CONCURRENT_CALLS`] at a time.
 async fn describe_one_by_one(
     client: &aws_sdk_ecr::Client,
     registry: &EcrRegistry,
-    pending: Vec<String>,
-    mut missing: Vec<String>,
+    names: Vec<String>,
     endpoint: &str,
 ) -> Result<(Vec<Repository>, Vec<String>)> {
+    let described = futures_util::stream::iter(names)
+        .map(|name| async move {
+            let result = describe(client, registry, std::slice::from_ref(&name)).await;
+            (name, result)
+        })
+        .buffer_unordered(CONCURRENT_CALLS)
+        .collect::<Vec<_>>()
+        .await;
     let mut found = Vec::new();
-    for name in pending {
-        match describe(client, registry, std::slice::from_ref(&name)).await {
+    let mut missing = Vec::new();
+    for (name, result) in described {
+        match result {
             Ok(repositories) => found.extend(repositories),
             Err(error) if is_not_found(&error) => missing.push(name),
             Err(error) => return Err(describe_error(error, registry, endpoint)),

@@ -460,6 +460,22 @@ services:
         }
     }
 
+    Context '-CompressionLevel' {
+        It 'pushes with the fastest level' {
+            $image = "$registryHost/hello/fastest:1.0"
+            Invoke-Docker @('tag', "$registryHost/hello/web:1.0", $image)
+            $fastestCompose = New-ComposeFile -Image $image -Name 'fastest'
+            $result = Push-ComposeToEcr -Path $fastestCompose -Session $session -RegistryAlias $aliases -CreateRepository -CompressionLevel 1
+            $result.Status | Should -Be 'Pushed'
+            Get-RepositoryStatus -Repository 'hello/fastest' | Should -Be 200
+        }
+
+        It 'rejects a level above 12 before any call' {
+            { Push-ComposeToEcr -Path $composeFile -Session $session -RegistryAlias $aliases -CompressionLevel 13 } |
+                Should -Throw -ErrorId 'ParameterArgumentValidationError,Push-ComposeToEcr'
+        }
+    }
+
     Context '-Via Docker' {
         It 'pushes through the engine' {
             $result = Push-ComposeToEcr -Path $composeFile -Session $session -RegistryAlias $aliases -CreateRepository -Service web -Via Docker

@@ -36,6 +36,7 @@ async fn open_archive(path: &Path, cache_dir: &Path) -> Box<dyn ImageSource> {
     let options = SourceOptions {
         cache: DigestCache::in_dir(cache_dir),
         spool_dir: None,
+        ..SourceOptions::default()
     };
     source::open_with(&spec, &options, &CancellationToken::new())
         .await

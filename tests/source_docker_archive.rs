@@ -43,6 +43,7 @@ async fn push_archive(
     let options = SourceOptions {
         cache: DigestCache::in_dir(cache_dir),
         spool_dir: None,
+        ..SourceOptions::default()
     };
     let cancel = CancellationToken::new();
     let source = source::open_with(&spec(path, Some("shop/web:2.1")), &options, &cancel).await?;

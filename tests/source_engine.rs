@@ -1,6 +1,7 @@
 //! Docker Engine API source: an image built by a private dockerd is pushed
 //! to Debian's docker-registry, then pushed again from the digest cache
-//! without exporting it.
+//! without exporting it, and last pulled back by the engine, which
+//! decompresses every layer and checks it against the image's diff ids.
 
 mod distribution_support;
 mod support;
@@ -43,6 +44,30 @@ fn build_image(stand_ins: &StandIns, context: &Path, tag: &str) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// Runs the docker CLI against the stand-in engine and returns its stdout.
+fn docker(stand_ins: &StandIns, arguments: &[&str], stdin: Option<&str>) -> String {
+    let mut command = Command::new("docker");
+    stand_ins.apply_env(&mut command);
+    command
+        .args(arguments)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("run docker");
+    if let Some(text) = stdin {
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "docker {} failed: {}",
+        arguments.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 fn layer_files(tar_bytes: &[u8]) -> Vec<String> {
     let mut archive = tar::Archive::new(tar_bytes);
     archive
@@ -77,6 +102,7 @@ async fn engine_image_pushed_then_from_cache() {
     let options = SourceOptions {
         cache: DigestCache::in_dir(&cache_dir),
         spool_dir: Some(dir.path().to_path_buf()),
+        ..SourceOptions::default()
     };
 
     let source = source::open_with(&spec, &options, &cancel).await.unwrap();
@@ -143,6 +169,7 @@ async fn engine_image_pushed_then_from_cache() {
     let no_export = SourceOptions {
         cache: DigestCache::in_dir(&cache_dir),
         spool_dir: Some(dir.path().join("missing")),
+        ..SourceOptions::default()
     };
     let source = source::open_with(&spec, &no_export, &cancel).await.unwrap();
     let again = push(
@@ -183,4 +210,27 @@ async fn engine_image_pushed_then_from_cache() {
         .unwrap();
     assert_eq!(error.status, EcrStatus::NotFound);
     assert_eq!(error.error_id, "ImageNotFound");
+
+    // The engine pulls the pushed image back: with the local copy removed,
+    // it downloads, decompresses and checks every layer against the config.
+    docker(&stand_ins, &["rmi", "shop/api:3"], None);
+    docker(
+        &stand_ins,
+        &[
+            "login",
+            "--username",
+            &registry.username,
+            "--password-stdin",
+            &registry.host,
+        ],
+        Some(&registry.password),
+    );
+    let pulled = format!("{}/shop/api:3", registry.host);
+    docker(&stand_ins, &["pull", "--quiet", &pulled], None);
+    let pulled_id = docker(
+        &stand_ins,
+        &["image", "inspect", "--format", "{{.Id}}", &pulled],
+        None,
+    );
+    assert_eq!(pulled_id, image_id, "the pulled image is the pushed one");
 }

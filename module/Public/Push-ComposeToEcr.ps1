@@ -88,6 +88,12 @@ function Push-ComposeToEcr {
     .PARAMETER MaxConcurrentUploads
     The maximum number of blob uploads at once across all images, for the native path. Defaults to 6.
 
+    .PARAMETER CompressionLevel
+    The gzip level, 1 (fastest) to 12 (smallest), of the layers that the native path compresses
+    from the engine's export or a docker archive. Defaults to 4, which stores about what docker
+    push stores. Lower levels suit fast links to the registry, where the CPU limits the push;
+    higher ones suit slow links.
+
     .PARAMETER CaFile
     A PEM file of a certificate authority that signs the registries' certificates, trusted besides
     the system's.
@@ -188,6 +194,9 @@ function Push-ComposeToEcr {
         [ValidateRange(1, 64)]
         [int] $MaxConcurrentUploads,
 
+        [ValidateRange(1, 12)]
+        [int] $CompressionLevel,
+
         [ValidateNotNullOrEmpty()]
         [string] $CaFile
     )
@@ -231,6 +240,10 @@ function Push-ComposeToEcr {
 
         if ($MaxConcurrentUploads) {
             $request.maxConcurrentUploads = $MaxConcurrentUploads
+        }
+
+        if ($CompressionLevel) {
+            $request.compressionLevel = $CompressionLevel
         }
 
         if ($CaFile) {

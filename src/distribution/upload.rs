@@ -197,6 +197,7 @@ pub async fn push_blob(context: &BlobContext<'_>, blob: &PlannedBlob) -> Result<
         _ = context.cancel.cancelled() => return Err(Error::cancelled()),
         slot = context.upload_slots.acquire() => slot.map_err(|_| Error::cancelled())?,
     };
+    let started = std::time::Instant::now();
     let counters = SentCounters {
         completed: tracker.sent_counter(),
         blob: Arc::new(AtomicU64::new(0)),
@@ -227,6 +228,14 @@ pub async fn push_blob(context: &BlobContext<'_>, blob: &PlannedBlob) -> Result<
         .source
         .blob_stored(blob, &stored.digest, stored.size)
         .await?;
+    tracing::debug!(
+        blob = %blob_label(blob),
+        digest = %stored.digest,
+        bytes = stored.size,
+        uploaded,
+        seconds = started.elapsed().as_secs_f64(),
+        "stored the blob"
+    );
     // The bytes counted while sending are replaced by the blob's size.
     counters.restart_blob();
     if uploaded {

@@ -26,6 +26,7 @@ use crate::login::{self, DockerOptions, RegistryAuthorization};
 use crate::operation::OperationContext;
 use crate::plan::{self, Action, PlanItem, PlanOptions};
 use crate::registry::RegistryAliases;
+use crate::source::{DEFAULT_GZIP_LEVEL, ImageSource, MAX_GZIP_LEVEL, SourceOptions};
 
 /// Blob uploads running at once across all images of a push, by default.
 const DEFAULT_MAX_CONCURRENT_UPLOADS: usize = 6;
@@ -96,6 +97,10 @@ pub struct PushRequest {
     /// Blob uploads at once across all images (native path); 6 by default.
     #[serde(default)]
     pub max_concurrent_uploads: Option<usize>,
+    /// Gzip level, 1 to 12, of layers that the native path compresses, 4 by
+    /// default. Lower levels use less CPU and send more bytes.
+    #[serde(default)]
+    pub compression_level: Option<u8>,
     /// Create missing ECR repositories instead of failing their images.
     #[serde(default)]
     pub create_repository: bool,
@@ -229,14 +234,22 @@ pub async fn push(request: &PushRequest, context: &OperationContext) -> Result<P
         return Ok(finish(images, started));
     }
 
-    let config = aws::load_config(&request.aws, request.credentials.as_ref()).await?;
-    let authorizations = login::authorize(&config, &plan.registries, context).await?;
-    let repository_errors = repositories::check(&config, &plan, request, context).await?;
     let sources = sources::SourceMap::new(&request.sources, &project.directory, &project.services)?;
     let via = match request.via {
         Via::Docker => Via::Docker,
         Via::Auto | Via::Native => Via::Native,
     };
+    // The first images' sources open (and engine exports start) while the
+    // ECR calls below run. The guard stops them if those calls fail.
+    let prefetch_cancel = context.cancel.child_token();
+    let _stop_prefetch = prefetch_cancel.clone().drop_guard();
+    let prefetched = match via {
+        Via::Docker => HashMap::new(),
+        _ => prefetch_sources(&to_push, &sources, request, &prefetch_cancel)?,
+    };
+    let config = aws::load_config(&request.aws, request.credentials.as_ref()).await?;
+    let authorizations = login::authorize(&config, &plan.registries, context).await?;
+    let repository_errors = repositories::check(&config, &plan, request, context).await?;
     let docker = match via {
         Via::Docker => Some(engine::connect(request.docker.host.as_deref()).await?),
         _ => None,
@@ -259,6 +272,7 @@ pub async fn push(request: &PushRequest, context: &OperationContext) -> Result<P
         authorizations,
         repository_errors,
         sources,
+        prefetched: std::sync::Mutex::new(prefetched),
         docker,
         via,
         slots,
@@ -266,7 +280,8 @@ pub async fn push(request: &PushRequest, context: &OperationContext) -> Result<P
         finished: AtomicUsize::new(0),
         total,
     });
-    let jobs: Vec<_> = to_push.iter().map(|item| run_image((*item).clone(), Arc::clone(&shared))).collect();
+    let jobs: Vec<_> =
+        to_push.iter().enumerate().map(|(index, item)| run_image(index, (*item).clone(), Arc::clone(&shared))).collect();
     let results: Vec<Result<ImageResult>> = futures_util::stream::iter(jobs).buffered(image_concurrency).collect().await;
     for result in results {
         images.push(result?);
@@ -293,6 +308,8 @@ struct SharedJob {
     authorizations: Vec<RegistryAuthorization>,
     repository_errors: HashMap<(String, String), Error>,
     sources: sources::SourceMap,
+    /// Sources opened ahead, by the image's index in the push.
+    prefetched: std::sync::Mutex<HashMap<usize, Prefetch>>,
     docker: Option<bollard::Docker>,
     via: Via,
     slots: Arc<Semaphore>,
@@ -303,13 +320,13 @@ struct SharedJob {
 
 /// Pushes one image and turns its outcome into a result; only a
 /// cancellation fails the whole push.
-fn run_image(item: PlanItem, shared: Arc<SharedJob>) -> BoxFuture<'static, Result<ImageResult>> {
+fn run_image(index: usize, item: PlanItem, shared: Arc<SharedJob>) -> BoxFuture<'static, Result<ImageResult>> {
     // Boxed here, where every lifetime is concrete: rustc 1.95 fails to prove
     // the unboxed future Send inside the stream combinator.
-    Box::pin(async move { run_image_inner(&item, &shared).await })
+    Box::pin(async move { run_image_inner(index, &item, &shared).await })
 }
 
-async fn run_image_inner(item: &PlanItem, shared: &SharedJob) -> Result<ImageResult> {
+async fn run_image_inner(index: usize, item: &PlanItem, shared: &SharedJob) -> Result<ImageResult> {
     let context = &shared.context;
     let repository_error = item
         .registry
@@ -318,7 +335,7 @@ async fn run_image_inner(item: &PlanItem, shared: &SharedJob) -> Result<ImageRes
         .cloned();
     let outcome = match repository_error {
         Some(error) => Err(error),
-        None => push_with_source(item, shared).await,
+        None => push_with_source(index, item, shared).await,
     };
     let done = shared.finished.fetch_add(1, Ordering::Relaxed) + 1;
     context.events.progress(&ProgressEvent {
@@ -350,9 +367,18 @@ async fn run_image_inner(item: &PlanItem, shared: &SharedJob) -> Result<ImageRes
     Ok(result)
 }
 
-async fn push_with_source(item: &PlanItem, shared: &SharedJob) -> Result<ImageResult> {
-    let source = shared.sources.get(item, shared.request.docker.host.as_deref())?;
+async fn push_with_source(index: usize, item: &PlanItem, shared: &SharedJob) -> Result<ImageResult> {
     let authorization = find_authorization(&shared.authorizations, item)?;
+    let prefetched = shared.prefetched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&index);
+    let source = match prefetched {
+        Some(prefetch) => Some(prefetch.source().await?),
+        None if shared.via == Via::Docker => None,
+        None => {
+            let spec = shared.sources.get(item, shared.request.docker.host.as_deref())?;
+            let options = source_options(&shared.request);
+            Some(shared.context.run_cancellable(crate::source::open_with(&spec, &options, &shared.context.cancel)).await?)
+        }
+    };
     push_one(
         item,
         authorization,
@@ -368,8 +394,65 @@ async fn push_with_source(item: &PlanItem, shared: &SharedJob) -> Result<ImageRe
     .await
 }
 
+/// A source opened in a task of its own, its plan made (which exports an
+/// engine image). The task stops when this is dropped unused.
+struct Prefetch(tokio::task::JoinHandle<Result<Box<dyn ImageSource>>>);
+
+impl Prefetch {
+    async fn source(mut self) -> Result<Box<dyn ImageSource>> {
+        (&mut self.0).await.unwrap_or_else(|error| Err(Error::internal(format!("Opening an image source failed: {error}."))))
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Opens the sources of the images that are pushed first and makes their
+/// plans in the background.
+fn prefetch_sources(
+    to_push: &[&PlanItem],
+    sources: &sources::SourceMap,
+    request: &PushRequest,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<HashMap<usize, Prefetch>> {
+    let mut prefetched = HashMap::new();
+    for (index, item) in to_push.iter().enumerate().take(MAX_CONCURRENT_IMAGES) {
+        let spec = sources.get(item, request.docker.host.as_deref())?;
+        let options = source_options(request);
+        let cancel = cancel.clone();
+        let task = async move {
+            let source = crate::source::open_with(&spec, &options, &cancel).await?;
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(Error::cancelled()),
+                plan = source.plan(&cancel) => plan?,
+            };
+            Ok(source)
+        };
+        let handle = tokio::spawn(tracing::Instrument::instrument(task, tracing::Span::current()));
+        prefetched.insert(index, Prefetch(handle));
+    }
+    Ok(prefetched)
+}
+
+/// Returns the source settings of a request.
+fn source_options(request: &PushRequest) -> SourceOptions {
+    SourceOptions { gzip_level: request.compression_level.unwrap_or(DEFAULT_GZIP_LEVEL), ..SourceOptions::default() }
+}
+
 /// Rejects option combinations and files that would fail every image later.
 fn validate(request: &PushRequest) -> Result<()> {
+    if let Some(level) = request.compression_level.filter(|level| !(1..=MAX_GZIP_LEVEL).contains(level)) {
+        return Err(Error::invalid(
+            "InvalidCompressionLevel",
+            format!(
+                "The compression level {level} is out of range: use 1 (fastest) to {MAX_GZIP_LEVEL} (smallest); the default is {DEFAULT_GZIP_LEVEL}."
+            ),
+        )
+        .with_target(level.to_string()));
+    }
     if request.via == Via::Docker && !request.sources.is_empty() {
         return Err(Error::invalid(
             "SourceNeedsNativePush",
@@ -415,7 +498,7 @@ async fn push_one(
     authorization: &RegistryAuthorization,
     via: Via,
     docker: Option<&bollard::Docker>,
-    source: crate::source::SourceSpec,
+    source: Option<Box<dyn ImageSource>>,
     request: &PushRequest,
     config: &aws_types::SdkConfig,
     slots: Arc<Semaphore>,
@@ -434,6 +517,7 @@ async fn push_one(
         check_pinned_digest(item, &digest)?;
         return Ok(ImageResult { digest: Some(digest), via: Some(via), ..item_result(item, ImageStatus::Pushed) });
     }
+    let source = source.ok_or_else(|| Error::internal(format!("No image source was opened for {}.", item.reference)))?;
     let settings = native::NativeSettings {
         source,
         ca_file: request.ca_file.as_deref(),
@@ -509,4 +593,24 @@ fn finish(images: Vec<ImageResult>, started: Instant) -> PushResult {
         seconds: started.elapsed().as_secs_f64(),
     };
     PushResult { images, summary }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_level_out_of_range_is_rejected() {
+        for level in [0, MAX_GZIP_LEVEL + 1] {
+            let request = PushRequest { compression_level: Some(level), ..PushRequest::default() };
+            let error = validate(&request).unwrap_err();
+            assert_eq!(error.error_id, "InvalidCompressionLevel");
+            assert!(error.message.contains(&format!("level {level} ")), "{}", error.message);
+        }
+        for level in [1, DEFAULT_GZIP_LEVEL, MAX_GZIP_LEVEL] {
+            let request = PushRequest { compression_level: Some(level), ..PushRequest::default() };
+            assert!(validate(&request).is_ok());
+            assert_eq!(source_options(&request).gzip_level, level);
+        }
+    }
 }

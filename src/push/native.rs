@@ -15,7 +15,7 @@ use crate::login::{self, RegistryAuthorization};
 use crate::operation::OperationContext;
 use crate::plan::PlanItem;
 use crate::secret::Secret;
-use crate::source::{self, SourceSpec};
+use crate::source::ImageSource;
 
 /// Outcome of a native push.
 pub struct NativeOutcome {
@@ -31,8 +31,8 @@ pub struct NativeOutcome {
 
 /// Settings of a native push that come from the request.
 pub struct NativeSettings<'a> {
-    /// Source of the image.
-    pub source: SourceSpec,
+    /// Source of the image, opened.
+    pub source: Box<dyn ImageSource>,
     /// CA file for the registry's certificate, besides the system's roots.
     pub ca_file: Option<&'a std::path::Path>,
     /// Upload tuning, with the upload slots shared by every image of the push.
@@ -53,7 +53,7 @@ pub async fn push_image(
         .registry
         .as_ref()
         .ok_or_else(|| Error::internal(format!("{} has no registry in the plan.", item.reference)))?;
-    let source = source::open(&settings.source, &context.cancel).await?;
+    let source = settings.source;
     let target = PushTarget {
         endpoint: RegistryEndpoint {
             host: registry.host.clone(),
@@ -74,11 +74,11 @@ pub async fn push_image(
     let progress_id = context.events.next_progress_id();
     let activity = format!("Pushing {}", item.reference);
     let report = |progress: Progress| {
-        let percent = if progress.total_bytes > 0 {
-            (progress.completed_bytes.saturating_mul(100) / progress.total_bytes).min(100) as i32
-        } else {
-            -1
-        };
+        let percent = progress
+            .completed_bytes
+            .saturating_mul(100)
+            .checked_div(progress.total_bytes)
+            .map_or(-1, |percent| percent.min(100) as i32);
         context.events.progress(&ProgressEvent {
             id: progress_id,
             parent_id: parent_progress,

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::DigestCache;
-use super::compress::{UncompressedLayer, gzip_layer};
+use super::compress::{DEFAULT_GZIP_LEVEL, UncompressedLayer, gzip_layer};
 use super::digest::{parse_digest, sha256_digest};
 use super::{
     BlobReader, DOCKER_IMAGE_CONFIG, DOCKER_LAYER_GZIP, DigestOrigin, ImagePlan, ImageSource,
@@ -175,6 +175,7 @@ pub struct ArchiveSource {
     config_digest: String,
     config_span: Span,
     layers: Vec<ArchiveLayer>,
+    gzip_level: u8,
     /// Keeps a temporary file, such as an engine export, alive as long as the source.
     _spool: Option<Arc<tempfile::TempPath>>,
 }
@@ -193,6 +194,12 @@ impl ArchiveSource {
         })
         .await
         .map_err(|error| Error::internal(format!("Reading the archive stopped: {error}.")))?
+    }
+
+    /// Sets the gzip level of the layers that are compressed on the way.
+    pub(crate) fn with_gzip_level(mut self, level: u8) -> Self {
+        self.gzip_level = level;
+        self
     }
 
     /// Opens a spooled engine export of one image; the file is deleted with
@@ -308,6 +315,7 @@ impl ArchiveSource {
             config_digest,
             config_span,
             layers,
+            gzip_level: DEFAULT_GZIP_LEVEL,
             _spool: spool,
         })
     }
@@ -439,6 +447,7 @@ impl ImageSource for ArchiveSource {
                     length: layer.span.length,
                     diff_id: layer.diff_id.clone(),
                 },
+                self.gzip_level,
                 cancel.clone(),
             )),
         }

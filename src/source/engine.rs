@@ -102,8 +102,9 @@ impl EngineSource {
             .get_or_try_init(|| async {
                 let spool = self.spool_export(cancel).await?;
                 let name = self.name.clone();
-                let archive =
-                    ArchiveSource::open_spooled(spool, self.options.cache.clone(), name).await?;
+                let archive = ArchiveSource::open_spooled(spool, self.options.cache.clone(), name)
+                    .await?
+                    .with_gzip_level(self.options.gzip_level);
                 if archive.config_digest() == self.image_id {
                     self.options
                         .cache
@@ -143,14 +144,23 @@ impl EngineSource {
         let mut file =
             tokio::io::BufWriter::with_capacity(1024 * 1024, tokio::fs::File::from_std(file));
 
+        let started = std::time::Instant::now();
+        tracing::debug!(image = %self.image, "exporting the image from the engine");
         let mut export = Box::pin(self.docker.export_image(&self.image));
+        let mut length: u64 = 0;
         loop {
             let next = tokio::select! {
                 _ = cancel.cancelled() => return Err(Error::cancelled()),
                 next = export.next() => next,
             };
             match next {
-                Some(Ok(bytes)) => file.write_all(&bytes).await.map_err(spool_error)?,
+                Some(Ok(bytes)) => {
+                    if length == 0 {
+                        tracing::debug!(image = %self.image, seconds = started.elapsed().as_secs_f64(), "the export started");
+                    }
+                    length += bytes.len() as u64;
+                    file.write_all(&bytes).await.map_err(spool_error)?;
+                }
                 Some(Err(error)) => {
                     return Err(engine_error(
                         &self.host,
@@ -162,6 +172,7 @@ impl EngineSource {
             }
         }
         file.flush().await.map_err(spool_error)?;
+        tracing::debug!(image = %self.image, bytes = length, seconds = started.elapsed().as_secs_f64(), "exported the image");
         Ok(path)
     }
 
@@ -271,7 +282,11 @@ fn engine_error(host: &str, problem: &str, error: &bollard::errors::Error) -> Er
         bollard::errors::Error::DockerResponseServerError { .. } => EcrStatus::Registry,
         _ => EcrStatus::Network,
     };
-    let error_id = if status == EcrStatus::Network { "DockerEngineUnreachable" } else { "DockerEngineError" };
+    let error_id = if status == EcrStatus::Network {
+        "DockerEngineUnreachable"
+    } else {
+        "DockerEngineError"
+    };
     Error::new(
         status,
         error_id,

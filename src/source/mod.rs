@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Result;
 
 pub use cache::DigestCache;
+pub use compress::{DEFAULT_GZIP_LEVEL, MAX_GZIP_LEVEL};
 
 /// Media type of a docker v2 schema 2 image manifest.
 pub const DOCKER_MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -85,6 +86,9 @@ pub struct SourceOptions {
     /// Folder for the temporary copy of an engine export; `None` uses the
     /// system's temporary folder.
     pub spool_dir: Option<PathBuf>,
+    /// Gzip level of layers that are compressed on the way, from 1 to
+    /// [`MAX_GZIP_LEVEL`].
+    pub gzip_level: u8,
 }
 
 impl Default for SourceOptions {
@@ -92,6 +96,7 @@ impl Default for SourceOptions {
         SourceOptions {
             cache: DigestCache::user_default(),
             spool_dir: None,
+            gzip_level: DEFAULT_GZIP_LEVEL,
         }
     }
 }
@@ -228,7 +233,9 @@ pub async fn open_with(
         }
         SourceSpec::DockerArchive { path, image } => {
             let source =
-                archive::ArchiveSource::open(path, image.as_deref(), options.cache.clone()).await?;
+                archive::ArchiveSource::open(path, image.as_deref(), options.cache.clone())
+                    .await?
+                    .with_gzip_level(options.gzip_level);
             Ok(Box::new(source))
         }
     }

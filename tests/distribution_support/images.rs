@@ -66,7 +66,8 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// Decompresses gzip bytes.
 pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut decoded = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut decoded).unwrap();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(bytes), &mut decoded)
+        .unwrap();
     decoded
 }
 
