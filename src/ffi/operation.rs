@@ -155,6 +155,20 @@ fn to_value<T: serde::Serialize>(value: T) -> Result<Value> {
     serde_json::to_value(value).map_err(|error| Error::internal(format!("Could not serialize the result: {error}")))
 }
 
+/// Turns a caught panic into an error that names where it happened.
+pub fn panic_error(panic: &(dyn std::any::Any + Send)) -> Error {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    Error::new(
+        EcrStatus::Panic,
+        "InternalPanic",
+        format!("The native library hit a bug and stopped the operation ({detail}). Please report it with the command you ran."),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,18 +200,4 @@ mod tests {
         let (status, _) = handle.wait();
         assert_eq!(status, EcrStatus::Cancelled);
     }
-}
-
-/// Turns a caught panic into an error that names where it happened.
-pub fn panic_error(panic: &(dyn std::any::Any + Send)) -> Error {
-    let detail = panic
-        .downcast_ref::<&str>()
-        .map(|text| (*text).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".to_owned());
-    Error::new(
-        EcrStatus::Panic,
-        "InternalPanic",
-        format!("The native library hit a bug and stopped the operation ({detail}). Please report it with the command you ran."),
-    )
 }

@@ -96,7 +96,7 @@ pub async fn push_image(
             parent_id: parent_progress,
             activity: activity.clone(),
             status: format!("{status} ({layers_done} layers done)"),
-            percent: if total > 0 { (current * 100 / total).min(100) as i32 } else { -1 },
+            percent: (current * 100).checked_div(total).map_or(-1, |percent| percent.min(100) as i32),
             current_bytes: current,
             total_bytes: total,
             completed: false,

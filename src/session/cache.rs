@@ -194,7 +194,8 @@ impl SessionCache {
         create_private_dir(&self.dir).map_err(io_error)?;
         let lock = OpenOptions::new().create(true).truncate(false).write(true).open(self.dir.join(LOCK_FILE)).map_err(io_error)?;
         restrict(&lock).map_err(io_error)?;
-        if exclusive { lock.lock() } else { lock.lock_shared() }.map_err(io_error)?;
+        // fs4, not std's File::lock, which needs Rust 1.89.
+        if exclusive { fs4::FileExt::lock(&lock) } else { fs4::FileExt::lock_shared(&lock) }.map_err(io_error)?;
         Ok(lock)
     }
 }
