@@ -3,11 +3,14 @@
 //! runs it against the stand-ins, under `/usr/bin/time` for the peak memory.
 //!
 //!     push_benchmark --compose FILE --alias HOST=ECR_HOST --serial-number ARN
+//!                    [--compression-level N] [--timeline]
 //!
 //! AWS settings come from the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`,
 //! the base IAM user's keys), the engine from `DOCKER_HOST` and the digest
 //! cache from `XDG_CACHE_HOME`. The process first gets an MFA session with
-//! the code `123456`, then pushes with `createRepository` set.
+//! the code `123456`, then pushes with `createRepository` set. With
+//! `--timeline` it also prints the debug log of the push to standard error,
+//! each line with the seconds since the process started.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,12 +31,16 @@ struct Arguments {
     compose_file: PathBuf,
     aliases: BTreeMap<String, String>,
     serial_number: String,
+    compression_level: Option<u8>,
+    timeline: bool,
 }
 
 fn parse_arguments() -> Result<Arguments, String> {
     let mut compose_file = None;
     let mut aliases = BTreeMap::new();
     let mut serial_number = None;
+    let mut timeline = false;
+    let mut compression_level = None;
     let mut arguments = std::env::args().skip(1);
     while let Some(name) = arguments.next() {
         let mut value = || {
@@ -51,6 +58,13 @@ fn parse_arguments() -> Result<Arguments, String> {
                 aliases.insert(host.to_owned(), ecr_host.to_owned());
             }
             "--serial-number" => serial_number = Some(value()?),
+            "--timeline" => timeline = true,
+            "--compression-level" => {
+                let level = value()?;
+                compression_level = Some(level.parse().map_err(|_| {
+                    format!("The compression level '{level}' is not a number from 1 to 12.")
+                })?);
+            }
             _ => return Err(format!("The option '{name}' is unknown.")),
         }
     }
@@ -58,20 +72,33 @@ fn parse_arguments() -> Result<Arguments, String> {
         compose_file: compose_file.ok_or("The option --compose is missing.")?,
         aliases,
         serial_number: serial_number.ok_or("The option --serial-number is missing.")?,
+        compression_level,
+        timeline,
     })
 }
 
 /// Drains the operation's events, as the PowerShell module's poll loop
 /// does, so that queued progress does not count as memory of the push.
-fn drain_events(context: &OperationContext) -> std::thread::JoinHandle<()> {
+/// With `timeline`, it prints every log event with the time since `started`.
+fn drain_events(
+    context: &OperationContext,
+    timeline: Option<Instant>,
+) -> std::thread::JoinHandle<()> {
     let events = context.events.clone();
     std::thread::spawn(move || {
         loop {
-            let (drained, finished) = events.wait_and_drain(Duration::from_millis(200));
+            let wait = if timeline.is_some() { 10 } else { 200 };
+            let (drained, finished) = events.wait_and_drain(Duration::from_millis(wait));
             for event in drained {
                 let is_problem = event["type"] == "log"
                     && (event["level"] == "warn" || event["level"] == "error");
-                if is_problem {
+                if let Some(started) = timeline.filter(|_| event["type"] == "log") {
+                    eprintln!(
+                        "{:7.3} {}",
+                        started.elapsed().as_secs_f64(),
+                        event["message"].as_str().unwrap_or_default()
+                    );
+                } else if is_problem {
                     eprintln!("{}", event["message"].as_str().unwrap_or_default());
                 }
             }
@@ -91,8 +118,14 @@ fn main() -> ExitCode {
         }
     };
     let runtime = runtime().expect("the async runtime starts");
-    let context = OperationContext::new(LogLevel::Info);
-    let drainer = drain_events(&context);
+    let level = if arguments.timeline {
+        LogLevel::Debug
+    } else {
+        LogLevel::Info
+    };
+    let context = OperationContext::new(level);
+    let started = Instant::now();
+    let drainer = drain_events(&context, arguments.timeline.then_some(started));
 
     let session = runtime.block_on(get_session_token(
         &TokenRequest {
@@ -123,12 +156,20 @@ fn main() -> ExitCode {
         compose_files: vec![arguments.compose_file],
         registry_aliases: arguments.aliases,
         create_repository: true,
+        compression_level: arguments.compression_level,
         ..PushRequest::default()
     };
 
-    let started = Instant::now();
-    let result = runtime.block_on(push(&request, &context));
-    let seconds = started.elapsed().as_secs_f64();
+    let push_started = Instant::now();
+    // Log events reach the context's sink inside an operation span only.
+    ecr_compose::events::install_subscriber();
+    let operation = ecr_compose::events::register(&context.events);
+    let span = tracing::info_span!("operation", ecr_operation = operation);
+    let result = runtime.block_on(tracing::Instrument::instrument(
+        push(&request, &context),
+        span,
+    ));
+    let seconds = push_started.elapsed().as_secs_f64();
     context.events.finish();
     let _ = drainer.join();
 
