@@ -212,13 +212,18 @@ pub async fn ensure_profile_exists(name: &str) -> Result<()> {
     if found || name == "default" {
         return Ok(());
     }
-    Err(Error::not_found(
+    Err(profile_not_found(name))
+}
+
+/// Returns the error for a named profile that the AWS files do not define.
+pub fn profile_not_found(name: &str) -> Error {
+    Error::not_found(
         "ProfileNotFound",
         format!(
             "The AWS profile '{name}' is not defined in the AWS config or credentials file. Check -ProfileName or AWS_PROFILE, or create it with 'aws configure --profile {name}'."
         ),
     )
-    .with_target(name))
+    .with_target(name)
 }
 
 /// Builds the SDK's default credential chain without instance metadata (see

@@ -313,13 +313,7 @@ async fn profile_defaults(requested: Option<&str>) -> Result<ProfileDefaults> {
     let profile = profiles.as_ref().and_then(|set| set.get_profile(&name));
     let explicitly_named = requested.is_some() || std::env::var("AWS_PROFILE").is_ok_and(|value| !value.is_empty());
     if profile.is_none() && explicitly_named && name != "default" {
-        return Err(Error::not_found(
-            "ProfileNotFound",
-            format!(
-                "The AWS profile '{name}' is not defined in the AWS config or credentials file. Check -ProfileName or AWS_PROFILE, or create it with 'aws configure --profile {name}'."
-            ),
-        )
-        .with_target(name));
+        return Err(crate::aws::profile_not_found(&name));
     }
     Ok(ProfileDefaults {
         mfa_serial: profile.and_then(|profile| profile.get("mfa_serial")).map(str::to_owned),
