@@ -140,10 +140,11 @@ fn parse_tag_mutability(value: Option<&str>) -> Result<Option<ImageTagMutability
 /// DescribeRepositories fails the whole call with RepositoryNotFoundException
 /// when any name is missing (moto 5 does, and ECR documents the exception for
 /// a named repository that does not exist). The message names only one
-/// missing repository, so that name is set aside. Up to [`CONCURRENT_CALLS`]
-/// other names are then described one by one, all at once; more names are
-/// described again as a batch, so a batch with k missing names takes k + 1
-/// calls.
+/// missing repository, so that name is set aside and, while more than
+/// [`CONCURRENT_CALLS`] names remain, the batch is described again. The last
+/// names are then described one by one, all at once. So a batch of n names
+/// with k missing takes about k + 1 calls when n is large, and at most
+/// n + 1 calls in two rounds when n is small.
 async fn describe_batch(
     client: &aws_sdk_ecr::Client,
     registry: &EcrRegistry,
@@ -172,7 +173,15 @@ async fn describe_batch(
         // One batch call first: when every repository exists, it is the only call.
         match describe(client, registry, &pending).await {
             Ok(found) => return Ok((found, missing)),
-            Err(error) if is_not_found(&error) => {}
+            Err(error) if is_not_found(&error) => {
+                let message = error.message().unwrap_or_default().to_owned();
+                if let Some(index) = pending
+                    .iter()
+                    .position(|name| message.contains(&format!("'{name}'")))
+                {
+                    missing.push(pending.remove(index));
+                }
+            }
             Err(error) => return Err(describe_error(error, registry, endpoint)),
         }
     }

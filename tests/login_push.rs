@@ -135,12 +135,18 @@ fn login_and_push_through_alias() {
     };
 
     // Without the repositories in ECR, each image fails and names the switch.
+    // The exports that started beside the ECR calls leave no file behind.
+    let temporary = tempfile::tempdir().unwrap();
+    // SAFETY: this binary has one test, so no other thread reads the environment now.
+    unsafe { std::env::set_var("TMPDIR", temporary.path()) };
     let missing = runtime.block_on(push(&without_create, &context)).expect("push runs");
     assert_eq!(missing.summary.failed, 2, "{:?}", missing.images);
     let error = missing.images.iter().find_map(|image| image.error.clone()).unwrap();
     assert_eq!(error.error_id, "RepositoryNotFound");
     assert!(error.message.contains("-CreateRepository"), "{}", error.message);
     assert_eq!(registry_digest(&stand_ins, "hello/web", "1.0"), None);
+    let left: Vec<_> = std::fs::read_dir(temporary.path()).unwrap().collect();
+    assert!(left.is_empty(), "export files left: {left:?}");
 
     // With creation allowed, the native path pushes both images.
     let request = PushRequest { create_repository: true, ..without_create.clone() };

@@ -7,6 +7,8 @@ mod distribution_support;
 mod support;
 
 use std::path::Path;
+
+use base64::Engine;
 use std::process::Command;
 
 use distribution_support::images::{gunzip, random_bytes, text_bytes};
@@ -45,20 +47,10 @@ fn build_image(stand_ins: &StandIns, context: &Path, tag: &str) -> String {
 }
 
 /// Runs the docker CLI against the stand-in engine and returns its stdout.
-fn docker(stand_ins: &StandIns, arguments: &[&str], stdin: Option<&str>) -> String {
+fn docker(stand_ins: &StandIns, arguments: &[&str]) -> String {
     let mut command = Command::new("docker");
     stand_ins.apply_env(&mut command);
-    command
-        .args(arguments)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = command.spawn().expect("run docker");
-    if let Some(text) = stdin {
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    let output = child.wait_with_output().unwrap();
+    let output = command.args(arguments).output().expect("run docker");
     assert!(
         output.status.success(),
         "docker {} failed: {}",
@@ -213,24 +205,27 @@ async fn engine_image_pushed_then_from_cache() {
 
     // The engine pulls the pushed image back: with the local copy removed,
     // it downloads, decompresses and checks every layer against the config.
-    docker(&stand_ins, &["rmi", "shop/api:3"], None);
-    docker(
-        &stand_ins,
-        &[
-            "login",
-            "--username",
-            &registry.username,
-            "--password-stdin",
-            &registry.host,
-        ],
-        Some(&registry.password),
-    );
+    docker(&stand_ins, &["rmi", "shop/api:3"]);
+    // The credentials go into the config file directly: `docker login`
+    // could hand them to a credential store of the machine.
+    let docker_config = stand_ins
+        .base_env()
+        .into_iter()
+        .find(|(name, _)| name == "DOCKER_CONFIG")
+        .map(|(_, value)| value)
+        .unwrap();
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", registry.username, registry.password));
+    std::fs::write(
+        Path::new(&docker_config).join("config.json"),
+        serde_json::json!({ "auths": { registry.host.clone(): { "auth": auth } } }).to_string(),
+    )
+    .unwrap();
     let pulled = format!("{}/shop/api:3", registry.host);
-    docker(&stand_ins, &["pull", "--quiet", &pulled], None);
+    docker(&stand_ins, &["pull", "--quiet", &pulled]);
     let pulled_id = docker(
         &stand_ins,
         &["image", "inspect", "--format", "{{.Id}}", &pulled],
-        None,
     );
     assert_eq!(pulled_id, image_id, "the pulled image is the pushed one");
 }

@@ -240,16 +240,29 @@ pub async fn push(request: &PushRequest, context: &OperationContext) -> Result<P
         Via::Auto | Via::Native => Via::Native,
     };
     // The first images' sources open (and engine exports start) while the
-    // ECR calls below run. The guard stops them if those calls fail.
+    // ECR calls below run.
     let prefetch_cancel = context.cancel.child_token();
     let _stop_prefetch = prefetch_cancel.clone().drop_guard();
     let prefetched = match via {
         Via::Docker => HashMap::new(),
         _ => prefetch_sources(&to_push, &sources, request, &prefetch_cancel)?,
     };
-    let config = aws::load_config(&request.aws, request.credentials.as_ref()).await?;
-    let authorizations = login::authorize(&config, &plan.registries, context).await?;
-    let repository_errors = repositories::check(&config, &plan, request, context).await?;
+    let aws_calls = async {
+        let config = aws::load_config(&request.aws, request.credentials.as_ref()).await?;
+        let authorizations = login::authorize(&config, &plan.registries, context).await?;
+        let repository_errors = repositories::check(&config, &plan, request, context).await?;
+        Ok::<_, Error>((config, authorizations, repository_errors))
+    };
+    let (config, authorizations, repository_errors) = match aws_calls.await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            // Waits for the prefetches to stop, so that no export file
+            // outlives the call.
+            prefetch_cancel.cancel();
+            futures_util::future::join_all(prefetched.into_values().map(Prefetch::stop)).await;
+            return Err(error);
+        }
+    };
     let docker = match via {
         Via::Docker => Some(engine::connect(request.docker.host.as_deref()).await?),
         _ => None,
@@ -333,9 +346,17 @@ async fn run_image_inner(index: usize, item: &PlanItem, shared: &SharedJob) -> R
         .as_ref()
         .and_then(|registry| shared.repository_errors.get(&(registry.host.clone(), item.repository.clone())))
         .cloned();
+    // Taken out at once, so that an image that fails before its push stops
+    // its prefetch now and not when the whole push ends.
+    let prefetched = shared.prefetched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&index);
     let outcome = match repository_error {
-        Some(error) => Err(error),
-        None => push_with_source(index, item, shared).await,
+        Some(error) => {
+            if let Some(prefetch) = prefetched {
+                prefetch.stop().await;
+            }
+            Err(error)
+        }
+        None => push_with_source(item, prefetched, shared).await,
     };
     let done = shared.finished.fetch_add(1, Ordering::Relaxed) + 1;
     context.events.progress(&ProgressEvent {
@@ -367,9 +388,16 @@ async fn run_image_inner(index: usize, item: &PlanItem, shared: &SharedJob) -> R
     Ok(result)
 }
 
-async fn push_with_source(index: usize, item: &PlanItem, shared: &SharedJob) -> Result<ImageResult> {
-    let authorization = find_authorization(&shared.authorizations, item)?;
-    let prefetched = shared.prefetched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&index);
+async fn push_with_source(item: &PlanItem, prefetched: Option<Prefetch>, shared: &SharedJob) -> Result<ImageResult> {
+    let authorization = match find_authorization(&shared.authorizations, item) {
+        Ok(authorization) => authorization,
+        Err(error) => {
+            if let Some(prefetch) = prefetched {
+                prefetch.stop().await;
+            }
+            return Err(error);
+        }
+    };
     let source = match prefetched {
         Some(prefetch) => Some(prefetch.source().await?),
         None if shared.via == Via::Docker => None,
@@ -401,6 +429,13 @@ struct Prefetch(tokio::task::JoinHandle<Result<Box<dyn ImageSource>>>);
 impl Prefetch {
     async fn source(mut self) -> Result<Box<dyn ImageSource>> {
         (&mut self.0).await.unwrap_or_else(|error| Err(Error::internal(format!("Opening an image source failed: {error}."))))
+    }
+
+    /// Stops the task and waits until it has dropped the source and its
+    /// export file.
+    async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
     }
 }
 

@@ -78,7 +78,13 @@ pub(crate) fn gzip_layer(
     let (sender, receiver) = mpsc::channel::<Result<Bytes>>(CHANNEL_CAPACITY);
     let level = level.clamp(1, MAX_GZIP_LEVEL);
     tokio::task::spawn_blocking(move || {
-        if let Err(error) = compress_into(&layer, level, &sender, &cancel) {
+        // A panic must end the stream with an error: a stream that just
+        // stops would pass for a complete blob of fewer members.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            compress_into(&layer, level, &sender, &cancel)
+        }))
+        .unwrap_or_else(|_| Err(Error::internal("Gzip compression of a layer panicked.")));
+        if let Err(error) = outcome {
             let _ = sender.blocking_send(Err(error));
         }
     });
@@ -104,16 +110,23 @@ fn compress_into(
         .map_err(read_error)?;
     let mut input = file.take(layer.length);
 
+    // A small layer needs fewer threads; the output does not change,
+    // because the pieces are always the same size.
+    let pieces = usize::try_from(layer.length.div_ceil(PIECE_SIZE as u64)).unwrap_or(usize::MAX);
     let parallel = std::thread::available_parallelism()
         .map_or(1, usize::from)
-        .clamp(1, MAX_PARALLEL_PIECES);
+        .clamp(1, MAX_PARALLEL_PIECES)
+        .min(pieces.max(1));
     let mut uncompressed = StreamDigest::like(&layer.diff_id)?;
     let mut round = vec![0u8; parallel * PIECE_SIZE];
     let mut workers: Vec<PieceCompressor> = (0..parallel)
         .map(|_| PieceCompressor::new(level))
         .collect::<Result<_>>()?;
     let last_pieces = loop {
-        if cancel.is_cancelled() || sender.is_closed() {
+        if cancel.is_cancelled() {
+            return Err(Error::cancelled());
+        }
+        if sender.is_closed() {
             return Ok(());
         }
         let read = read_full(&mut input, &mut round).map_err(read_error)?;
@@ -182,21 +195,30 @@ fn compress_round(
         // Only an empty layer ends with an empty round: its stream is one
         // member with no data.
         inspect(data);
-        return Ok(vec![workers[0].member(data, true)?]);
+        let mut member = Vec::new();
+        workers[0].member(data, true, &mut member)?;
+        return Ok(vec![member]);
     }
     std::thread::scope(|scope| {
         let threads: Vec<_> = data
             .chunks(PIECE_SIZE)
             .zip(workers.iter_mut())
-            .map(|(piece, worker)| scope.spawn(move || worker.compress_piece(piece)))
+            .map(|(piece, worker)| {
+                std::thread::Builder::new()
+                    .name("ecr-compose-gzip".to_owned())
+                    .spawn_scoped(scope, move || worker.compress_piece(piece))
+            })
             .collect();
         inspect(data);
         threads
             .into_iter()
-            .map(|thread| {
-                thread
+            .map(|thread| match thread {
+                Ok(thread) => thread
                     .join()
-                    .unwrap_or_else(|_| Err(Error::internal("A gzip thread panicked.")))
+                    .unwrap_or_else(|_| Err(Error::internal("A gzip thread panicked."))),
+                Err(error) => Err(Error::internal(format!(
+                    "Could not start a gzip thread: {error}."
+                ))),
             })
             .collect()
     })
@@ -236,19 +258,23 @@ impl PieceCompressor {
             };
             let start = index * BLOCK_SIZE;
             if let Some(current) = run_stored.filter(|&current| current != stored) {
-                output.extend(self.member(&piece[run_start..start], current)?);
+                self.member(&piece[run_start..start], current, &mut output)?;
                 run_start = start;
             }
             run_stored = Some(stored);
         }
-        output.extend(self.member(&piece[run_start..], run_stored.unwrap_or(false))?);
+        self.member(
+            &piece[run_start..],
+            run_stored.unwrap_or(false),
+            &mut output,
+        )?;
         Ok(output)
     }
 
-    /// Returns one gzip member of `data`, stored or compressed. libdeflate
-    /// writes a fixed header (no name, no modification time), so the same
-    /// bytes always give the same member.
-    fn member(&mut self, data: &[u8], stored: bool) -> Result<Vec<u8>> {
+    /// Appends one gzip member of `data`, stored or compressed, to `output`.
+    /// libdeflate writes a fixed header (no name, no modification time), so
+    /// the same bytes always give the same member.
+    fn member(&mut self, data: &[u8], stored: bool, output: &mut Vec<u8>) -> Result<()> {
         let compressor = if stored {
             &mut self.stored
         } else {
@@ -263,7 +289,8 @@ impl PieceCompressor {
             .map_err(|error| {
                 Error::internal(format!("Gzip compression of a layer failed: {error}."))
             })?;
-        Ok(self.buffer[..length].to_vec())
+        output.extend_from_slice(&self.buffer[..length]);
+        Ok(())
     }
 }
 
@@ -407,8 +434,8 @@ mod tests {
         ))
         .await
         .unwrap();
-        // Stored blocks of up to 64 KiB add 5 bytes each, and so does the
-        // sync flush at the end of each piece.
+        // Stored blocks of up to 65535 bytes add 5 bytes each, and each
+        // piece's gzip member adds an 18-byte header and trailer.
         assert!(compressed.len() <= content.len() + content.len() / 1000 + 64);
         assert_eq!(gunzip(&compressed), content);
     }
@@ -444,6 +471,18 @@ mod tests {
             sizes[1] <= sizes[0],
             "level 12 stores no more than level 1: {sizes:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn gzip_cancelled_ends_with_error() {
+        let content = text_bytes(8 * PIECE_SIZE);
+        let (_file, layer) = layer_file(&content);
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let error = collect(gzip_layer(layer, DEFAULT_GZIP_LEVEL, cancel))
+            .await
+            .unwrap_err();
+        assert_eq!(error.status, crate::error::EcrStatus::Cancelled);
     }
 
     #[tokio::test]
