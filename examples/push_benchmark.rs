@@ -161,6 +161,9 @@ fn main() -> ExitCode {
     };
 
     let push_started = Instant::now();
+    if arguments.timeline {
+        eprintln!("{:7.3} the push starts", started.elapsed().as_secs_f64());
+    }
     // Log events reach the context's sink inside an operation span only.
     ecr_compose::events::install_subscriber();
     let operation = ecr_compose::events::register(&context.events);

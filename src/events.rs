@@ -230,9 +230,10 @@ fn redact_value(value: Value, secrets: &[String]) -> Value {
 
 /// Credential fields as AWS responses and SDK Debug output spell them, with
 /// their values; masked even before the operation has registered the values.
+/// ASCII mode (`-u`) keeps the case-insensitive pattern quick to compile.
 static SECRET_FIELDS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?i)((?:authorization_?token|secret_?access_?key|session_?token|password)(?:["']?\s*[:=]\s*(?:Some\()?["']?|>))[A-Za-z0-9+/=_\-.%]{8,}"#,
+        r#"(?i-u)((?:authorization_?token|secret_?access_?key|session_?token|password)(?:["']?\s*[:=]\s*(?:Some\()?["']?|>))[A-Za-z0-9+/=_\-.%]{8,}"#,
     )
     .expect("secret field pattern is valid")
 });

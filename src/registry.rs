@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// account, `dkr.ecr` or `dkr-ecr`, optional `-fips`, region, partition suffix.
 static ECR_HOST: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(?P<account>\d{12})\.dkr[.-]ecr(?P<fips>-fips)?\.(?P<region>[a-z0-9][a-z0-9-]*)\.(?P<suffix>amazonaws\.com(?:\.cn)?|on\.aws|on\.amazonwebservices\.com\.cn|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$",
+        r"^(?P<account>[0-9]{12})\.dkr[.-]ecr(?P<fips>-fips)?\.(?P<region>[a-z0-9][a-z0-9-]*)\.(?P<suffix>amazonaws\.com(?:\.cn)?|on\.aws|on\.amazonwebservices\.com\.cn|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$",
     )
     .expect("ECR host pattern is valid")
 });

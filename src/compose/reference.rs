@@ -40,8 +40,10 @@ static PATH_COMPONENT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").expect("path pattern is valid")
 });
 
+// The grammar's `\w` is ASCII; the regex crate's `\w` is Unicode and takes
+// milliseconds to compile, so the class is spelled out.
 static TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[\w][\w.-]{0,127}$").expect("tag pattern is valid"));
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("tag pattern is valid"));
 
 static DIGEST: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")

@@ -42,7 +42,7 @@ const MAX_SERIAL_LENGTH: usize = 256;
 
 /// Virtual MFA device ARN in the partitions where GetSessionToken takes one.
 static VIRTUAL_DEVICE_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):mfa/[A-Za-z0-9_+=,.@/-]+$").expect("ARN pattern is valid")
+    Regex::new(r"^arn:(aws|aws-cn|aws-us-gov):iam::([0-9]{12}):mfa/[A-Za-z0-9_+=,.@/-]+$").expect("ARN pattern is valid")
 });
 
 /// Serial number of a hardware TOTP device, for example `GAHT12345678`.
