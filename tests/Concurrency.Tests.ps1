@@ -3,37 +3,15 @@
 # for a start signal after importing the module, so that their library calls overlap.
 
 BeforeAll {
-    $repositoryRoot = Split-Path -Parent $PSScriptRoot
-    $savedEnvironment = [System.Environment]::GetEnvironmentVariables()
-    if ($env:ECR_COMPOSE_MODULE) {
-        $manifestPath = $env:ECR_COMPOSE_MODULE
-    }
-    else {
-        $manifestPath = Join-Path $repositoryRoot 'module/EcrCompose.psd1'
-        if (-not $env:ECR_COMPOSE_LIBRARY) {
-            $env:ECR_COMPOSE_LIBRARY = Join-Path $repositoryRoot 'target/release/libecr_compose.so'
-        }
-    }
-
-    Import-Module $manifestPath -Force
-    Import-Module (Join-Path $repositoryRoot 'tests/StandIns.psm1') -Force
-
-    $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-concurrency-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
-    $standIns = Start-StandIns -State $state -Services sts, registry, engine
-    $null = Use-StandInEnvironment -StandIns $standIns
-    $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state 'session-cache'
-
-    $registryHost = $standIns.registry.host
-    $ecrHost = "$($standIns.accountId).dkr.ecr.$($standIns.region).amazonaws.com"
-    $project = Join-Path $repositoryRoot 'examples/hello-compose'
-    $env:REGISTRY = $registryHost
-    $null = & (Join-Path $project 'Build-Images.ps1') -Registry $registryHost -DockerHost $standIns.engine.host
-
-    # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
-    $pwsh = @((Get-Process -Id $PID).Path)
-    if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
-        $pwsh += Join-Path $PSHOME 'pwsh.dll'
-    }
+    Import-Module (Join-Path $PSScriptRoot 'StandIns.psm1') -Force
+    $context = New-StandInTestContext -Name concurrency -Services sts, registry, engine -BuildExample
+    $manifestPath = $context.ManifestPath
+    $state = $context.State
+    $standIns = $context.StandIns
+    $registryHost = $context.RegistryHost
+    $ecrHost = $context.EcrHost
+    $project = $context.Project
+    $pwsh = @(Get-PwshCommand)
 
     $childScript = Join-Path $state 'child.ps1'
     Set-Content -Path $childScript -Encoding utf8 -Value @'
@@ -117,24 +95,7 @@ $result | ConvertTo-Json -Depth 4 | Set-Content -Path (Join-Path $configuration.
 }
 
 AfterAll {
-    if ($standIns) {
-        Stop-StandIns -State $state
-    }
-
-    if ($state -and (Test-Path $state)) {
-        Remove-Item -Path $state -Recurse -Force -ErrorAction SilentlyContinue
-    }
-
-    # Remove-Item unsets a variable; SetEnvironmentVariable($name, $null) would set it to ''.
-    foreach ($name in @([System.Environment]::GetEnvironmentVariables().Keys)) {
-        if (-not $savedEnvironment.Contains($name)) {
-            Remove-Item -Path "env:$name" -ErrorAction SilentlyContinue
-        }
-    }
-
-    foreach ($name in $savedEnvironment.Keys) {
-        [System.Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name])
-    }
+    Remove-StandInTestContext -Context $context
 }
 
 Describe 'Two processes at once' {

@@ -3,90 +3,25 @@
 # GET /v2/ on the registry, and no test may reach a real ECR host.
 
 BeforeAll {
-    $repositoryRoot = Split-Path -Parent $PSScriptRoot
-    $savedEnvironment = [System.Environment]::GetEnvironmentVariables()
-    if ($env:ECR_COMPOSE_MODULE) {
-        $manifestPath = $env:ECR_COMPOSE_MODULE
-    }
-    else {
-        $manifestPath = Join-Path $repositoryRoot 'module/EcrCompose.psd1'
-        if (-not $env:ECR_COMPOSE_LIBRARY) {
-            $env:ECR_COMPOSE_LIBRARY = Join-Path $repositoryRoot 'target/release/libecr_compose.so'
-        }
-    }
-
-    Import-Module $manifestPath -Force
-    Import-Module (Join-Path $repositoryRoot 'tests/StandIns.psm1') -Force
-
-    $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-login-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
-    $standIns = Start-StandIns -State $state -Services sts, registry
-    $null = Use-StandInEnvironment -StandIns $standIns
-    $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state 'session-cache'
-
-    $registryHost = $standIns.registry.host
-    $ecrHost = "$($standIns.accountId).dkr.ecr.$($standIns.region).amazonaws.com"
-    $aliases = @{ $registryHost = $ecrHost }
-    $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
-    $secrets = @{
-        'the long-term secret access key' = $standIns.secretAccessKey
-        'the session secret access key' = $session.SecretAccessKey
-        'the session token' = $session.SessionToken
-        'the ECR password' = $standIns.registry.password
-        'the docker auth value' = [System.Convert]::ToBase64String(
-            [System.Text.Encoding]::UTF8.GetBytes("$($standIns.registry.username):$($standIns.registry.password)"))
-    }
+    Import-Module (Join-Path $PSScriptRoot 'StandIns.psm1') -Force
+    $context = New-StandInTestContext -Name login -Services sts, registry -WithSession
+    $state = $context.State
+    $standIns = $context.StandIns
+    $registryHost = $context.RegistryHost
+    $ecrHost = $context.EcrHost
+    $aliases = $context.Aliases
+    $session = $context.Session
+    $secrets = $context.Secrets
 
     function New-DockerConfigFolder {
         $folder = Join-Path $state "docker-config-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
         $null = New-Item -ItemType Directory -Path $folder
         return $folder
     }
-
-    # Returns the names of the secrets that occur in Text; the values themselves are never printed.
-    function Find-Secret {
-        param([string] $Text)
-
-        foreach ($name in $secrets.Keys) {
-            $value = $secrets[$name]
-            if ($value -and $Text.Contains($value)) { $name }
-        }
-    }
-
-    function ConvertTo-VisibleText {
-        param([object[]] $Records)
-
-        $parts = foreach ($record in $Records) {
-            $record | Out-String -Width 4096
-            "$record"
-            if ($record -is [System.Management.Automation.ErrorRecord]) {
-                $record.Exception.Message
-                $record | Format-List * -Force | Out-String -Width 4096
-            }
-        }
-
-        $parts -join "`n"
-    }
 }
 
 AfterAll {
-    if ($standIns) {
-        Stop-StandIns -State $state
-    }
-
-    if ($state -and (Test-Path $state)) {
-        Remove-Item -Path $state -Recurse -Force -ErrorAction SilentlyContinue
-    }
-
-    # Remove-Item unsets a variable; SetEnvironmentVariable($name, $null) would set it to ''.
-    foreach ($name in @([System.Environment]::GetEnvironmentVariables().Keys)) {
-        if (-not $savedEnvironment.Contains($name)) {
-            Remove-Item -Path "env:$name" -ErrorAction SilentlyContinue
-        }
-    }
-
-    foreach ($name in $savedEnvironment.Keys) {
-        [System.Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name])
-    }
+    Remove-StandInTestContext -Context $context
 }
 
 Describe 'Connect-EcrRegistry' {
@@ -141,7 +76,7 @@ Describe 'Connect-EcrRegistry' {
         }
 
         It 'writes no secret to any stream' {
-            Find-Secret -Text (ConvertTo-VisibleText $records) | Should -BeNullOrEmpty
+            Find-SecretName -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
         }
     }
 
@@ -228,7 +163,7 @@ Describe 'Connect-EcrRegistry' {
             $failure = $records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] } | Select-Object -Last 1
             $failure.FullyQualifiedErrorId | Should -Be 'SessionExpired,Connect-EcrRegistry'
             $failure.CategoryInfo.Category | Should -Be 'AuthenticationError'
-            Find-Secret -Text (ConvertTo-VisibleText $records) | Should -BeNullOrEmpty
+            Find-SecretName -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
         }
 
         It 'rejects a session without a secret access key' {

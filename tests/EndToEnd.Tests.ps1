@@ -3,41 +3,16 @@
 # docker-registry and a private dockerd, all on 127.0.0.1.
 
 BeforeAll {
-    $repositoryRoot = Split-Path -Parent $PSScriptRoot
-    $savedEnvironment = [System.Environment]::GetEnvironmentVariables()
-    if ($env:ECR_COMPOSE_MODULE) {
-        $manifestPath = $env:ECR_COMPOSE_MODULE
-    }
-    else {
-        $manifestPath = Join-Path $repositoryRoot 'module/EcrCompose.psd1'
-        if (-not $env:ECR_COMPOSE_LIBRARY) {
-            $env:ECR_COMPOSE_LIBRARY = Join-Path $repositoryRoot 'target/release/libecr_compose.so'
-        }
-    }
-
-    Import-Module $manifestPath -Force
-    Import-Module (Join-Path $repositoryRoot 'tests/StandIns.psm1') -Force
-
-    $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-e2e-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
-    $standIns = Start-StandIns -State $state -Services sts, registry, engine
-    $null = Use-StandInEnvironment -StandIns $standIns
-    $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state 'session-cache'
-
-    $registryHost = $standIns.registry.host
-    $ecrHost = "$($standIns.accountId).dkr.ecr.$($standIns.region).amazonaws.com"
-    $aliases = @{ $registryHost = $ecrHost }
-    $project = Join-Path $repositoryRoot 'examples/hello-compose'
-    $composeFile = Join-Path $project 'compose.yaml'
-    $env:REGISTRY = $registryHost
-    $builtImages = @(& (Join-Path $project 'Build-Images.ps1') -Registry $registryHost -DockerHost $standIns.engine.host)
-
-    $registryAuthorization = 'Basic ' + [System.Convert]::ToBase64String(
-        [System.Text.Encoding]::UTF8.GetBytes("$($standIns.registry.username):$($standIns.registry.password)"))
-    $longTermSecrets = @{
-        'the long-term secret access key' = $standIns.secretAccessKey
-        'the ECR password' = $standIns.registry.password
-        'the docker auth value' = $registryAuthorization.Substring('Basic '.Length)
-    }
+    Import-Module (Join-Path $PSScriptRoot 'StandIns.psm1') -Force
+    $context = New-StandInTestContext -Name e2e -Services sts, registry, engine -BuildExample
+    $state = $context.State
+    $standIns = $context.StandIns
+    $registryHost = $context.RegistryHost
+    $aliases = $context.Aliases
+    $composeFile = $context.ComposeFile
+    $builtImages = $context.BuiltImages
+    $registryAuthorization = $context.RegistryAuthorization
+    $longTermSecrets = $context.LongTermSecrets
 
     # Reads a manifest from the registry's own API, as docker pull would ask for it.
     function Get-RegistryManifest {
@@ -64,52 +39,10 @@ BeforeAll {
             -Headers @{ Authorization = $registryAuthorization } -NoProxy
         return @($response.repositories | Sort-Object)
     }
-
-    # Returns the names of the secrets that occur in Text; the values themselves are never printed.
-    function Find-Secret {
-        param([string] $Text, [hashtable] $Secrets)
-
-        foreach ($name in $Secrets.Keys) {
-            $value = $Secrets[$name]
-            if ($value -and $Text.Contains($value)) { $name }
-        }
-    }
-
-    function ConvertTo-VisibleText {
-        param([object[]] $Records)
-
-        $parts = foreach ($record in $Records) {
-            $record | Out-String -Width 4096
-            "$record"
-            if ($record -is [System.Management.Automation.ErrorRecord]) {
-                $record.Exception.Message
-                $record | Format-List * -Force | Out-String -Width 4096
-            }
-        }
-
-        $parts -join "`n"
-    }
 }
 
 AfterAll {
-    if ($standIns) {
-        Stop-StandIns -State $state
-    }
-
-    if ($state -and (Test-Path $state)) {
-        Remove-Item -Path $state -Recurse -Force -ErrorAction SilentlyContinue
-    }
-
-    # Remove-Item unsets a variable; SetEnvironmentVariable($name, $null) would set it to ''.
-    foreach ($name in @([System.Environment]::GetEnvironmentVariables().Keys)) {
-        if (-not $savedEnvironment.Contains($name)) {
-            Remove-Item -Path "env:$name" -ErrorAction SilentlyContinue
-        }
-    }
-
-    foreach ($name in $savedEnvironment.Keys) {
-        [System.Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name])
-    }
+    Remove-StandInTestContext -Context $context
 }
 
 Describe 'End to end' {
@@ -149,7 +82,7 @@ Describe 'End to end' {
         }
 
         It 'writes no secret to any stream' {
-            Find-Secret -Text (ConvertTo-VisibleText $records) -Secrets $longTermSecrets | Should -BeNullOrEmpty
+            Find-SecretName -Text (ConvertTo-VisibleText $records) -Secrets $longTermSecrets | Should -BeNullOrEmpty
         }
     }
 
@@ -162,10 +95,7 @@ Describe 'End to end' {
                 } *>&1)
             $results = @($records | Where-Object { $_.PSObject.TypeNames -contains 'EcrCompose.PushResult' })
             $pushed = @($results | Where-Object Status -EQ 'Pushed')
-            $secrets = $longTermSecrets + @{
-                'the session secret access key' = $session[0].SecretAccessKey
-                'the session token' = $session[0].SessionToken
-            }
+            $secrets = New-SecretTable -StandIns $standIns -Session $session[0]
         }
 
         It 'pushes two images' {
@@ -203,7 +133,7 @@ Describe 'End to end' {
         }
 
         It 'writes no secret to any stream' {
-            Find-Secret -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
+            Find-SecretName -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
         }
     }
 
@@ -212,10 +142,7 @@ Describe 'End to end' {
             $configFolder = Join-Path $state 'cli-docker-config'
             $null = New-Item -ItemType Directory -Path $configFolder -Force
             $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
-            $secrets = $longTermSecrets + @{
-                'the session secret access key' = $session.SecretAccessKey
-                'the session token' = $session.SessionToken
-            }
+            $secrets = New-SecretTable -StandIns $standIns -Session $session
 
             $records = @(& {
                     $session | Connect-EcrRegistry -Registry $registryHost -RegistryAlias $aliases -DockerConfigPath $configFolder -Verbose -Debug
@@ -250,7 +177,7 @@ Describe 'End to end' {
 
         It 'writes no secret to any stream' {
             $text = (ConvertTo-VisibleText $records) + "`n" + ($dockerOutput -join "`n")
-            Find-Secret -Text $text -Secrets $secrets | Should -BeNullOrEmpty
+            Find-SecretName -Text $text -Secrets $secrets | Should -BeNullOrEmpty
         }
     }
 }

@@ -3,79 +3,23 @@
 # that cargo built in target/release.
 
 BeforeAll {
-    $repositoryRoot = Split-Path -Parent $PSScriptRoot
-    $savedEnvironment = [System.Environment]::GetEnvironmentVariables()
-    if ($env:ECR_COMPOSE_MODULE) {
-        $manifestPath = $env:ECR_COMPOSE_MODULE
-    }
-    else {
-        $manifestPath = Join-Path $repositoryRoot 'module/EcrCompose.psd1'
-        if (-not $env:ECR_COMPOSE_LIBRARY) {
-            $env:ECR_COMPOSE_LIBRARY = Join-Path $repositoryRoot 'target/release/libecr_compose.so'
-        }
-    }
-
-    Import-Module $manifestPath -Force
-    Import-Module (Join-Path $repositoryRoot 'tests/StandIns.psm1') -Force
-
-    $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-mfa-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
-    $standIns = Start-StandIns -State $state -Services sts
-    $null = Use-StandInEnvironment -StandIns $standIns
+    Import-Module (Join-Path $PSScriptRoot 'StandIns.psm1') -Force
+    $context = New-StandInTestContext -Name mfa -Services sts
+    $manifestPath = $context.ManifestPath
+    $state = $context.State
+    $standIns = $context.StandIns
+    $longTermSecrets = $context.LongTermSecrets
 
     # A cached session would answer without asking STS, so each context gets its own cache.
     function Use-NewSessionCache {
         $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state "cache-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
     }
 
-    # Returns the names of the secrets that occur in Text; the values themselves are never printed.
-    function Find-Secret {
-        param([string] $Text, [hashtable] $Secrets)
-
-        foreach ($name in $Secrets.Keys) {
-            $value = $Secrets[$name]
-            if ($value -and $Text.Contains($value)) { $name }
-        }
-    }
-
-    # Renders everything a user could see of the captured records: views, messages and ToString().
-    function ConvertTo-VisibleText {
-        param([object[]] $Records)
-
-        $parts = foreach ($record in $Records) {
-            $record | Out-String -Width 4096
-            "$record"
-            if ($record -is [System.Management.Automation.ErrorRecord]) {
-                $record.Exception.Message
-                $record | Format-List * -Force | Out-String -Width 4096
-            }
-        }
-
-        $parts -join "`n"
-    }
-
-    $longTermSecrets = @{ 'the long-term secret access key' = $standIns.secretAccessKey }
     Use-NewSessionCache
 }
 
 AfterAll {
-    if ($standIns) {
-        Stop-StandIns -State $state
-    }
-
-    if ($state -and (Test-Path $state)) {
-        Remove-Item -Path $state -Recurse -Force -ErrorAction SilentlyContinue
-    }
-
-    # Remove-Item unsets a variable; SetEnvironmentVariable($name, $null) would set it to ''.
-    foreach ($name in @([System.Environment]::GetEnvironmentVariables().Keys)) {
-        if (-not $savedEnvironment.Contains($name)) {
-            Remove-Item -Path "env:$name" -ErrorAction SilentlyContinue
-        }
-    }
-
-    foreach ($name in $savedEnvironment.Keys) {
-        [System.Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name])
-    }
+    Remove-StandInTestContext -Context $context
 }
 
 Describe 'Get-EcrMfaSession' {
@@ -86,10 +30,7 @@ Describe 'Get-EcrMfaSession' {
             $records = @(Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456' -Verbose -Debug *>&1)
             $after = [datetime]::UtcNow
             $session = @($records | Where-Object { $_ -is [EcrCompose.MfaSession] })
-            $secrets = $longTermSecrets + @{
-                'the session secret access key' = $session[0].SecretAccessKey
-                'the session token' = $session[0].SessionToken
-            }
+            $secrets = New-SecretTable -StandIns $standIns -Session $session[0]
         }
 
         It 'returns one session' {
@@ -139,7 +80,7 @@ Describe 'Get-EcrMfaSession' {
         }
 
         It 'writes no secret to any stream' {
-            Find-Secret -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
+            Find-SecretName -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
         }
     }
 
@@ -157,14 +98,11 @@ Describe 'Get-EcrMfaSession' {
         BeforeAll {
             Use-NewSessionCache
             $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
-            $secrets = @{
-                'the session secret access key' = $session.SecretAccessKey
-                'the session token' = $session.SessionToken
-            }
+            $secrets = New-SecretTable -Session $session
         }
 
         It 'Format-Table shows no secret' {
-            Find-Secret -Text ($session | Format-Table | Out-String -Width 4096) -Secrets $secrets | Should -BeNullOrEmpty
+            Find-SecretName -Text ($session | Format-Table | Out-String -Width 4096) -Secrets $secrets | Should -BeNullOrEmpty
         }
 
         It 'Format-Table shows the account' {
@@ -172,7 +110,7 @@ Describe 'Get-EcrMfaSession' {
         }
 
         It 'Format-List shows no secret' {
-            Find-Secret -Text ($session | Format-List | Out-String -Width 4096) -Secrets $secrets | Should -BeNullOrEmpty
+            Find-SecretName -Text ($session | Format-List | Out-String -Width 4096) -Secrets $secrets | Should -BeNullOrEmpty
         }
 
         It 'Format-List shows the serial number' {
@@ -180,20 +118,20 @@ Describe 'Get-EcrMfaSession' {
         }
 
         It 'ToString() shows no secret' {
-            Find-Secret -Text $session.ToString() -Secrets $secrets | Should -BeNullOrEmpty
+            Find-SecretName -Text $session.ToString() -Secrets $secrets | Should -BeNullOrEmpty
         }
 
         It 'string expansion shows no secret' {
-            Find-Secret -Text "$session" -Secrets $secrets | Should -BeNullOrEmpty
+            Find-SecretName -Text "$session" -Secrets $secrets | Should -BeNullOrEmpty
         }
 
         It 'Out-String shows no secret' {
-            Find-Secret -Text ($session | Out-String -Width 4096) -Secrets $secrets | Should -BeNullOrEmpty
+            Find-SecretName -Text ($session | Out-String -Width 4096) -Secrets $secrets | Should -BeNullOrEmpty
         }
 
         It 'Format-List * shows the secrets on request' {
-            # Proves that Find-Secret finds what the other tests look for.
-            Find-Secret -Text ($session | Format-List * | Out-String -Width 4096) -Secrets $secrets | Should -HaveCount 2
+            # Proves that Find-SecretName finds what the other tests look for.
+            Find-SecretName -Text ($session | Format-List * | Out-String -Width 4096) -Secrets $secrets | Should -HaveCount 2
         }
 
         It 'Out-String shows the time left' {
@@ -259,7 +197,7 @@ Describe 'Get-EcrMfaSession' {
         }
 
         It 'writes no secret to any stream' {
-            Find-Secret -Text (ConvertTo-VisibleText $records) -Secrets $longTermSecrets | Should -BeNullOrEmpty
+            Find-SecretName -Text (ConvertTo-VisibleText $records) -Secrets $longTermSecrets | Should -BeNullOrEmpty
         }
     }
 
@@ -509,11 +447,7 @@ Describe 'Get-EcrMfaSession' {
         }
 
         It 'fails at once with -NonInteractive' {
-            # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
-            $pwsh = @((Get-Process -Id $PID).Path)
-            if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
-                $pwsh += Join-Path $PSHOME 'pwsh.dll'
-            }
+            $pwsh = @(Get-PwshCommand)
 
             $script = "Import-Module '$manifestPath'; " +
                 "try { Get-EcrMfaSession -SerialNumber '$($standIns.serialNumber)' -NoCache } " +
@@ -581,10 +515,7 @@ Describe 'Get-EcrMfaSession' {
             $session = @($records | Where-Object { $_ -is [EcrCompose.MfaSession] })[0]
             $after = @{}
             foreach ($name in $names) { $after[$name] = [Environment]::GetEnvironmentVariable($name) }
-            $secrets = $longTermSecrets + @{
-                'the session secret access key' = $session.SecretAccessKey
-                'the session token' = $session.SessionToken
-            }
+            $secrets = New-SecretTable -StandIns $standIns -Session $session
         }
 
         AfterAll {
@@ -613,7 +544,7 @@ Describe 'Get-EcrMfaSession' {
         }
 
         It 'writes no secret to any stream' {
-            Find-Secret -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
+            Find-SecretName -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
         }
 
         It 'calls STS with long-term credentials' {

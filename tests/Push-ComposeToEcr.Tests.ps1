@@ -3,80 +3,25 @@
 # -RegistryAlias maps to the ECR host of the stand-in account.
 
 BeforeAll {
-    $repositoryRoot = Split-Path -Parent $PSScriptRoot
-    $savedEnvironment = [System.Environment]::GetEnvironmentVariables()
-    if ($env:ECR_COMPOSE_MODULE) {
-        $manifestPath = $env:ECR_COMPOSE_MODULE
-    }
-    else {
-        $manifestPath = Join-Path $repositoryRoot 'module/EcrCompose.psd1'
-        if (-not $env:ECR_COMPOSE_LIBRARY) {
-            $env:ECR_COMPOSE_LIBRARY = Join-Path $repositoryRoot 'target/release/libecr_compose.so'
-        }
-    }
-
-    Import-Module $manifestPath -Force
-    Import-Module (Join-Path $repositoryRoot 'tests/StandIns.psm1') -Force
-
-    $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-push-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
-    $standIns = Start-StandIns -State $state -Services sts, registry, engine
-    $null = Use-StandInEnvironment -StandIns $standIns
-    $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state 'session-cache'
-
-    $registryHost = $standIns.registry.host
-    $ecrHost = "$($standIns.accountId).dkr.ecr.$($standIns.region).amazonaws.com"
-    $aliases = @{ $registryHost = $ecrHost }
-    $project = Join-Path $repositoryRoot 'examples/hello-compose'
-    $composeFile = Join-Path $project 'compose.yaml'
-    $env:REGISTRY = $registryHost
-    $null = & (Join-Path $project 'Build-Images.ps1') -Registry $registryHost -DockerHost $standIns.engine.host
-
-    $session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
-
-    # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
-    $pwsh = @((Get-Process -Id $PID).Path)
-    if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
-        $pwsh += Join-Path $PSHOME 'pwsh.dll'
-    }
-
-    $secrets = @{
-        'the long-term secret access key' = $standIns.secretAccessKey
-        'the session secret access key' = $session.SecretAccessKey
-        'the session token' = $session.SessionToken
-        'the ECR password' = $standIns.registry.password
-    }
-
-    # Returns the names of the secrets that occur in Text; the values themselves are never printed.
-    function Find-Secret {
-        param([string] $Text)
-
-        foreach ($name in $secrets.Keys) {
-            $value = $secrets[$name]
-            if ($value -and $Text.Contains($value)) { $name }
-        }
-    }
-
-    function ConvertTo-VisibleText {
-        param([object[]] $Records)
-
-        $parts = foreach ($record in $Records) {
-            $record | Out-String -Width 4096
-            "$record"
-            if ($record -is [System.Management.Automation.ErrorRecord]) {
-                $record.Exception.Message
-                $record | Format-List * -Force | Out-String -Width 4096
-            }
-        }
-
-        $parts -join "`n"
-    }
+    Import-Module (Join-Path $PSScriptRoot 'StandIns.psm1') -Force
+    $context = New-StandInTestContext -Name push -Services sts, registry, engine -BuildExample -WithSession
+    $manifestPath = $context.ManifestPath
+    $state = $context.State
+    $standIns = $context.StandIns
+    $registryHost = $context.RegistryHost
+    $ecrHost = $context.EcrHost
+    $aliases = $context.Aliases
+    $project = $context.Project
+    $composeFile = $context.ComposeFile
+    $session = $context.Session
+    $secrets = $context.Secrets
+    $pwsh = @(Get-PwshCommand)
 
     # Returns the HTTP status of GET /v2/<repository>/tags/list on the local registry.
     function Get-RepositoryStatus {
         param([string] $Repository)
 
-        $pair = "$($standIns.registry.username):$($standIns.registry.password)"
-        $headers = @{ Authorization = 'Basic ' + [System.Convert]::ToBase64String([System.Text.Encoding]::UTF8.GetBytes($pair)) }
+        $headers = @{ Authorization = $context.RegistryAuthorization }
         $response = Invoke-WebRequest -Uri "$($standIns.registry.url)/v2/$Repository/tags/list" -Headers $headers `
             -NoProxy -SkipHttpErrorCheck
         return [int] $response.StatusCode
@@ -102,24 +47,7 @@ BeforeAll {
 }
 
 AfterAll {
-    if ($standIns) {
-        Stop-StandIns -State $state
-    }
-
-    if ($state -and (Test-Path $state)) {
-        Remove-Item -Path $state -Recurse -Force -ErrorAction SilentlyContinue
-    }
-
-    # Remove-Item unsets a variable; SetEnvironmentVariable($name, $null) would set it to ''.
-    foreach ($name in @([System.Environment]::GetEnvironmentVariables().Keys)) {
-        if (-not $savedEnvironment.Contains($name)) {
-            Remove-Item -Path "env:$name" -ErrorAction SilentlyContinue
-        }
-    }
-
-    foreach ($name in $savedEnvironment.Keys) {
-        [System.Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name])
-    }
+    Remove-StandInTestContext -Context $context
 }
 
 Describe 'Push-ComposeToEcr' {
@@ -175,7 +103,7 @@ Describe 'Push-ComposeToEcr' {
         }
 
         It 'writes no secret to any stream' {
-            Find-Secret -Text (ConvertTo-VisibleText $records) | Should -BeNullOrEmpty
+            Find-SecretName -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
         }
 
         It 'reports progress and completes it' {

@@ -5,29 +5,13 @@
 # long-term secret access key, a session's secret access key or token, or the ECR password.
 
 BeforeAll {
-    $repositoryRoot = Split-Path -Parent $PSScriptRoot
-    $savedEnvironment = [System.Environment]::GetEnvironmentVariables()
-    if ($env:ECR_COMPOSE_MODULE) {
-        $manifestPath = $env:ECR_COMPOSE_MODULE
-    }
-    else {
-        $manifestPath = Join-Path $repositoryRoot 'module/EcrCompose.psd1'
-        if (-not $env:ECR_COMPOSE_LIBRARY) {
-            $env:ECR_COMPOSE_LIBRARY = Join-Path $repositoryRoot 'target/release/libecr_compose.so'
-        }
-    }
-
-    Import-Module (Join-Path $repositoryRoot 'tests/StandIns.psm1') -Force
-
-    $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-secrets-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
-    $standIns = Start-StandIns -State $state -Services sts, registry, engine
-    $null = Use-StandInEnvironment -StandIns $standIns
-    $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state 'session-cache'
-
-    $registryHost = $standIns.registry.host
-    $project = Join-Path $repositoryRoot 'examples/hello-compose'
-    $env:REGISTRY = $registryHost
-    $null = & (Join-Path $project 'Build-Images.ps1') -Registry $registryHost -DockerHost $standIns.engine.host
+    Import-Module (Join-Path $PSScriptRoot 'StandIns.psm1') -Force
+    # The scenarios run in a child pwsh, which imports the module itself.
+    $context = New-StandInTestContext -Name secrets -Services sts, registry, engine -BuildExample -SkipImport
+    $manifestPath = $context.ManifestPath
+    $state = $context.State
+    $standIns = $context.StandIns
+    $registryHost = $context.RegistryHost
 
     $missingCompose = Join-Path $state 'missing-image/compose.yaml'
     $null = New-Item -ItemType Directory -Path (Split-Path $missingCompose) -Force
@@ -52,8 +36,8 @@ services:
         SerialNumber = $standIns.serialNumber
         WrongTokenCode = $standIns.wrongTokenCode
         RegistryHost = $registryHost
-        EcrHost = "$($standIns.accountId).dkr.ecr.$($standIns.region).amazonaws.com"
-        ComposeFile = Join-Path $project 'compose.yaml'
+        EcrHost = $context.EcrHost
+        ComposeFile = $context.ComposeFile
         MissingCompose = $missingCompose
         DockerConfig = Join-Path $state 'docker-config'
         Control = $standIns.control
@@ -218,11 +202,7 @@ Set-Content -Path $files.Sessions -Value (ConvertTo-Json -InputObject @($session
 Set-Content -Path $files.Outcomes -Value (ConvertTo-Json -InputObject $outcomes -Depth 4) -Encoding utf8
 '@
 
-    # PowerShell installed as a .NET tool runs inside the dotnet host, which needs pwsh.dll.
-    $pwsh = @((Get-Process -Id $PID).Path)
-    if ([System.IO.Path]::GetFileNameWithoutExtension($pwsh[0]) -notin 'pwsh', 'powershell') {
-        $pwsh += Join-Path $PSHOME 'pwsh.dll'
-    }
+    $pwsh = @(Get-PwshCommand)
 
     $arguments = @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-File', $childScript, $configurationFile)
     $child = Start-Process -FilePath $pwsh[0] -ArgumentList $arguments -NoNewWindow -PassThru `
@@ -234,12 +214,7 @@ Set-Content -Path $files.Outcomes -Value (ConvertTo-Json -InputObject $outcomes 
 
     $outcomes = Get-Content -Path $files.Outcomes -Raw | ConvertFrom-Json
     $sessionSecrets = @(Get-Content -Path $files.Sessions -Raw | ConvertFrom-Json)
-    $secrets = [ordered] @{
-        'the long-term secret access key' = $standIns.secretAccessKey
-        'the ECR password' = $standIns.registry.password
-        'the docker auth value' = [System.Convert]::ToBase64String(
-            [System.Text.Encoding]::UTF8.GetBytes("$($standIns.registry.username):$($standIns.registry.password)"))
-    }
+    $secrets = New-SecretTable -StandIns $standIns
     $index = 0
     foreach ($sessionSecret in $sessionSecrets) {
         $index++
@@ -265,24 +240,7 @@ Set-Content -Path $files.Outcomes -Value (ConvertTo-Json -InputObject $outcomes 
 }
 
 AfterAll {
-    if ($standIns) {
-        Stop-StandIns -State $state
-    }
-
-    if ($state -and (Test-Path $state)) {
-        Remove-Item -Path $state -Recurse -Force -ErrorAction SilentlyContinue
-    }
-
-    # Remove-Item unsets a variable; SetEnvironmentVariable($name, $null) would set it to ''.
-    foreach ($name in @([System.Environment]::GetEnvironmentVariables().Keys)) {
-        if (-not $savedEnvironment.Contains($name)) {
-            Remove-Item -Path "env:$name" -ErrorAction SilentlyContinue
-        }
-    }
-
-    foreach ($name in $savedEnvironment.Keys) {
-        [System.Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name])
-    }
+    Remove-StandInTestContext -Context $context
 }
 
 Describe 'Secrets in every output' {

@@ -7,10 +7,17 @@
 #   ...
 #   Restore-StandInEnvironment -Saved $saved
 #   Stop-StandIns -State $TestDrive/standins
+#
+# A test file of the module does all of that, and imports the module under test, with one call:
+#
+#   $context = New-StandInTestContext -Name push -Services sts, registry, engine -WithSession
+#   ...
+#   Remove-StandInTestContext -Context $context
 
 Set-StrictMode -Version 3.0
 
 $script:StandInsScript = Join-Path $PSScriptRoot 'stand-ins/standins.py'
+$script:RepositoryRoot = Split-Path -Parent $PSScriptRoot
 
 # The stand-ins that Start-StandIns returned last, used when a control command gets no -StandIns.
 $script:Current = $null
@@ -443,5 +450,388 @@ function Restore-StandInEnvironment {
 }
 
 
+function Resolve-EcrComposeManifest {
+    # ECR_COMPOSE_MODULE is the layout that build.ps1 writes to out/. Without it the source tree's
+    # module/ loads the library that cargo built in target/release, unless ECR_COMPOSE_LIBRARY
+    # names another one.
+    if ($env:ECR_COMPOSE_MODULE) {
+        return $env:ECR_COMPOSE_MODULE
+    }
+
+    if (-not $env:ECR_COMPOSE_LIBRARY) {
+        $env:ECR_COMPOSE_LIBRARY = Join-Path $script:RepositoryRoot 'target/release/libecr_compose.so'
+    }
+    return Join-Path $script:RepositoryRoot 'module/EcrCompose.psd1'
+}
+
+
+function Import-EcrComposeUnderTest {
+    <#
+    .SYNOPSIS
+    Imports the EcrCompose module under test and returns the path of its manifest.
+
+    .DESCRIPTION
+    Imports $env:ECR_COMPOSE_MODULE (the built layout) when it is set. Otherwise imports
+    module/EcrCompose.psd1 of the source tree, and sets ECR_COMPOSE_LIBRARY to the library that
+    cargo built in target/release when the variable is unset. The module is imported with -Force
+    into the global scope, so that the test file sees its commands.
+
+    .EXAMPLE
+    $manifestPath = Import-EcrComposeUnderTest
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param()
+
+    $manifestPath = Resolve-EcrComposeManifest
+    Import-Module $manifestPath -Force -Global
+    return $manifestPath
+}
+
+
+function New-StandInTestContext {
+    <#
+    .SYNOPSIS
+    Starts the stand-ins for one test file and points the module under test at them.
+
+    .DESCRIPTION
+    Saves the process environment, imports the module under test with
+    Import-EcrComposeUnderTest (unless -SkipImport), starts the stand-ins in a new state folder under the temporary
+    folder, calls Use-StandInEnvironment and sets ECR_COMPOSE_CACHE_DIR to <state>/session-cache.
+
+    Returns an object with these properties, each $null when its condition does not hold:
+
+      ManifestPath           the module manifest under test
+      State                  the state folder
+      StandIns               the object from Start-StandIns
+      EcrHost                the ECR host of the stand-in account and region
+      RegistryHost           host:port of the registry, when it runs
+      Aliases                a -RegistryAlias table from RegistryHost to EcrHost, when the registry runs
+      RegistryAuthorization  the Basic Authorization header value of the registry, when it runs
+      Project, ComposeFile   examples/hello-compose and its compose.yaml, with -BuildExample
+      BuiltImages            the image names that Build-Images.ps1 returned, with -BuildExample
+      Session                an MFA session, with -WithSession
+      LongTermSecrets        New-SecretTable of the stand-ins
+      Secrets                New-SecretTable of the stand-ins and Session
+      SavedEnvironment       the process environment before the call
+
+    When a step fails, it stops the stand-ins, removes the state folder, restores the environment
+    and throws the error. Pass the object to Remove-StandInTestContext in AfterAll.
+
+    .PARAMETER Name
+    Short name of the test file in the state folder's name, ecr-compose-<Name>-<8 hex digits>.
+
+    .PARAMETER Services
+    Services to start, as for Start-StandIns.
+
+    .PARAMETER BuildExample
+    Sets REGISTRY to the registry host and builds the images of examples/hello-compose with the
+    engine. Needs the registry and engine services.
+
+    .PARAMETER WithSession
+    Gets an MFA session with the token code 123456. Needs the sts service and the import.
+
+    .PARAMETER SkipImport
+    Returns the manifest path without importing the module, for a test file whose child
+    processes import it.
+
+    .EXAMPLE
+    $context = New-StandInTestContext -Name login -Services sts, registry -WithSession
+    #>
+    [CmdletBinding(SupportsShouldProcess)]
+    [OutputType([pscustomobject])]
+    param(
+        [Parameter(Mandatory)]
+        [ValidatePattern('^[a-z0-9-]+$')]
+        [string] $Name,
+
+        [ValidateSet('sts', 'registry', 'engine')]
+        [string[]] $Services = @('sts', 'registry', 'engine'),
+
+        [switch] $BuildExample,
+
+        [switch] $WithSession,
+
+        [switch] $SkipImport
+    )
+
+    if ($BuildExample -and ($Services -notcontains 'registry' -or $Services -notcontains 'engine')) {
+        $record = New-StandInsError -Message '-BuildExample is invalid without the registry and engine services: add them to -Services.' `
+            -ErrorId 'StandInTestContextInvalid' -Category InvalidArgument -Target $Services
+        $PSCmdlet.ThrowTerminatingError($record)
+    }
+
+    if ($WithSession -and ($Services -notcontains 'sts' -or $SkipImport)) {
+        $record = New-StandInsError -Message '-WithSession is invalid without the sts service or with -SkipImport: add sts to -Services and drop -SkipImport.' `
+            -ErrorId 'StandInTestContextInvalid' -Category InvalidArgument -Target $Services
+        $PSCmdlet.ThrowTerminatingError($record)
+    }
+
+    $state = Join-Path ([System.IO.Path]::GetTempPath()) "ecr-compose-$Name-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+    if (-not $PSCmdlet.ShouldProcess($state, "Start stand-ins $($Services -join ',') and set the environment")) {
+        return
+    }
+
+    $context = [pscustomobject] @{
+        PSTypeName            = 'EcrCompose.Tests.StandInTestContext'
+        ManifestPath          = $null
+        State                 = $state
+        StandIns              = $null
+        RegistryHost          = $null
+        EcrHost               = $null
+        Aliases               = $null
+        RegistryAuthorization = $null
+        Project               = $null
+        ComposeFile           = $null
+        BuiltImages           = $null
+        Session               = $null
+        LongTermSecrets       = $null
+        Secrets               = $null
+        SavedEnvironment      = [System.Environment]::GetEnvironmentVariables()
+    }
+
+    try {
+        if ($SkipImport) {
+            $context.ManifestPath = Resolve-EcrComposeManifest
+        }
+        else {
+            $context.ManifestPath = Import-EcrComposeUnderTest
+        }
+
+        $standIns = Start-StandIns -State $state -Services $Services
+        $context.StandIns = $standIns
+        $null = Use-StandInEnvironment -StandIns $standIns
+        $env:ECR_COMPOSE_CACHE_DIR = Join-Path $state 'session-cache'
+
+        $context.EcrHost = "$($standIns.accountId).dkr.ecr.$($standIns.region).amazonaws.com"
+        if ($null -ne $standIns.registry) {
+            $registryHost = $standIns.registry.host
+            $context.RegistryHost = $registryHost
+            $context.Aliases = @{ $registryHost = $context.EcrHost }
+            $context.RegistryAuthorization = 'Basic ' + [System.Convert]::ToBase64String(
+                [System.Text.Encoding]::UTF8.GetBytes("$($standIns.registry.username):$($standIns.registry.password)"))
+        }
+
+        if ($BuildExample) {
+            $context.Project = Join-Path $script:RepositoryRoot 'examples/hello-compose'
+            $context.ComposeFile = Join-Path $context.Project 'compose.yaml'
+            $env:REGISTRY = $context.RegistryHost
+            $context.BuiltImages = @(& (Join-Path $context.Project 'Build-Images.ps1') -Registry $context.RegistryHost `
+                    -DockerHost $standIns.engine.host)
+        }
+
+        if ($WithSession) {
+            $context.Session = Get-EcrMfaSession -SerialNumber $standIns.serialNumber -TokenCode '123456'
+        }
+
+        $context.LongTermSecrets = New-SecretTable -StandIns $standIns
+        $context.Secrets = New-SecretTable -StandIns $standIns -Session $context.Session
+    }
+    catch {
+        Remove-StandInTestContext -Context $context -Confirm:$false
+        throw
+    }
+
+    return $context
+}
+
+
+function Remove-StandInTestContext {
+    <#
+    .SYNOPSIS
+    Stops the stand-ins of a test context, removes its state folder and restores the environment.
+
+    .DESCRIPTION
+    Undoes New-StandInTestContext and whatever the test file changed in the environment since:
+    removes each variable that did not exist then and sets every other one back to its saved
+    value. Does nothing for $null, so it is safe in an AfterAll block whose BeforeAll failed.
+
+    .PARAMETER Context
+    The object from New-StandInTestContext.
+
+    .EXAMPLE
+    Remove-StandInTestContext -Context $context
+    #>
+    [CmdletBinding(SupportsShouldProcess)]
+    param(
+        [Parameter(Mandatory)]
+        [AllowNull()]
+        [object] $Context
+    )
+
+    if ($null -eq $Context) {
+        return
+    }
+
+    if (-not $PSCmdlet.ShouldProcess($Context.State, 'Stop stand-ins, remove the state folder and restore the environment')) {
+        return
+    }
+
+    if ($null -ne $Context.StandIns) {
+        Stop-StandIns -State $Context.State -Confirm:$false
+    }
+
+    if ($Context.State -and (Test-Path $Context.State)) {
+        Remove-Item -Path $Context.State -Recurse -Force -ErrorAction SilentlyContinue
+    }
+
+    # Remove-Item unsets a variable; SetEnvironmentVariable($name, $null) would set it to ''.
+    $saved = $Context.SavedEnvironment
+    foreach ($name in @([System.Environment]::GetEnvironmentVariables().Keys)) {
+        if (-not $saved.Contains($name)) {
+            Remove-Item -Path "env:$name" -ErrorAction SilentlyContinue
+        }
+    }
+
+    foreach ($name in $saved.Keys) {
+        [System.Environment]::SetEnvironmentVariable($name, $saved[$name])
+    }
+}
+
+
+function New-SecretTable {
+    <#
+    .SYNOPSIS
+    Creates a table of the secret values that no output may contain, keyed by a readable name.
+
+    .DESCRIPTION
+    With -StandIns: the long-term secret access key and, when the registry runs, the ECR password
+    and the docker auth value (base64 of <username>:<password>). With -Session: the session's
+    secret access key and session token. Returns an ordered dictionary for Find-SecretName.
+
+    .PARAMETER StandIns
+    The object from Start-StandIns.
+
+    .PARAMETER Session
+    An EcrCompose.MfaSession.
+
+    .EXAMPLE
+    $secrets = New-SecretTable -StandIns $standIns -Session $session
+    #>
+    [CmdletBinding()]
+    [OutputType([System.Collections.Specialized.OrderedDictionary])]
+    param(
+        [object] $StandIns,
+
+        [object] $Session
+    )
+
+    $secrets = [ordered] @{}
+    if ($null -ne $StandIns) {
+        $secrets['the long-term secret access key'] = $StandIns.secretAccessKey
+        if ($null -ne $StandIns.registry) {
+            $secrets['the ECR password'] = $StandIns.registry.password
+            $secrets['the docker auth value'] = [System.Convert]::ToBase64String(
+                [System.Text.Encoding]::UTF8.GetBytes("$($StandIns.registry.username):$($StandIns.registry.password)"))
+        }
+    }
+
+    if ($null -ne $Session) {
+        $secrets['the session secret access key'] = $Session.SecretAccessKey
+        $secrets['the session token'] = $Session.SessionToken
+    }
+
+    return $secrets
+}
+
+
+function Find-SecretName {
+    <#
+    .SYNOPSIS
+    Returns the names of the secrets whose values occur in a text.
+
+    .DESCRIPTION
+    Writes the key of each entry of Secrets whose value occurs in Text, so that a failed test names
+    the secret that leaked and never prints its value. Entries with an empty value are skipped.
+
+    .PARAMETER Text
+    The text to search, such as the output of ConvertTo-VisibleText.
+
+    .PARAMETER Secrets
+    A table from name to secret value, such as the output of New-SecretTable.
+
+    .EXAMPLE
+    Find-SecretName -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param(
+        [string] $Text,
+
+        [Parameter(Mandatory)]
+        [System.Collections.IDictionary] $Secrets
+    )
+
+    foreach ($name in $Secrets.Keys) {
+        $value = $Secrets[$name]
+        if ($value -and $Text.Contains($value)) { $name }
+    }
+}
+
+
+function ConvertTo-VisibleText {
+    <#
+    .SYNOPSIS
+    Renders everything a user could see of captured records: views, messages and ToString().
+
+    .DESCRIPTION
+    Joins, for each record, its default view and its string form, and for an ErrorRecord also
+    the exception message and every property in a list.
+
+    .PARAMETER Records
+    The records that a command wrote, such as the output of a call with *>&1.
+
+    .EXAMPLE
+    ConvertTo-VisibleText $records
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param(
+        [object[]] $Records
+    )
+
+    $parts = foreach ($record in $Records) {
+        $record | Out-String -Width 4096
+        "$record"
+        if ($record -is [System.Management.Automation.ErrorRecord]) {
+            $record.Exception.Message
+            $record | Format-List * -Force | Out-String -Width 4096
+        }
+    }
+
+    $parts -join "`n"
+}
+
+
+function Get-PwshCommand {
+    <#
+    .SYNOPSIS
+    Gets the program and leading arguments that start a child of this PowerShell.
+
+    .DESCRIPTION
+    Writes the executable of this process and, when PowerShell runs as a .NET tool inside the
+    dotnet host, the path of pwsh.dll that the host needs as its first argument. Collect the
+    output with @(): the first element is the program, and the rest go before the PowerShell
+    arguments.
+
+    .EXAMPLE
+    $pwsh = @(Get-PwshCommand)
+    $arguments = @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-Command', '$PSVersionTable')
+    & $pwsh[0] @arguments
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param()
+
+    $program = (Get-Process -Id $PID).Path
+    $program
+    if ([System.IO.Path]::GetFileNameWithoutExtension($program) -notin 'pwsh', 'powershell') {
+        Join-Path $PSHOME 'pwsh.dll'
+    }
+}
+
+
 Export-ModuleMember -Function Start-StandIns, Stop-StandIns, Get-StandInStats, Reset-StandInStats,
-    Set-StandInFault, Clear-StandInFault, Use-StandInEnvironment, Restore-StandInEnvironment
+    Set-StandInFault, Clear-StandInFault, Use-StandInEnvironment, Restore-StandInEnvironment,
+    Import-EcrComposeUnderTest, New-StandInTestContext, Remove-StandInTestContext, New-SecretTable,
+    Find-SecretName, ConvertTo-VisibleText, Get-PwshCommand
