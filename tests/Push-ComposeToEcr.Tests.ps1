@@ -106,6 +106,11 @@ Describe 'Push-ComposeToEcr' {
             Find-SecretName -Text (ConvertTo-VisibleText $records) -Secrets $secrets | Should -BeNullOrEmpty
         }
 
+        It 'keeps the layer digest cache in ECR_COMPOSE_CACHE_DIR' {
+            # Another test file of the same process may have pushed with another folder before.
+            Join-Path $env:ECR_COMPOSE_CACHE_DIR 'layer-digests-v1.json' | Should -Exist
+        }
+
         It 'reports progress and completes it' {
             # Progress is not a redirectable stream, but a runspace collects it.
             $shell = [powershell]::Create()

@@ -14,7 +14,7 @@
 //! folder and renamed, with mode 0600, under a lock file. A corrupt file or
 //! another version is ignored and replaced on the next write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -76,21 +76,28 @@ pub struct DigestCache {
 }
 
 impl DigestCache {
-    /// Returns the process-wide cache in the folder of the session cache
+    /// Returns the cache in the folder of the session cache
     /// (`ECR_COMPOSE_CACHE_DIR`, else `dirs::cache_dir()/ecr-compose/`), or a
-    /// memory-only cache when the platform has no cache folder.
+    /// memory-only cache when the platform has no cache folder. The variable
+    /// is read on each call, because a PowerShell session may change it.
     pub fn user_default() -> Self {
-        static DEFAULT: OnceLock<DigestCache> = OnceLock::new();
-        DEFAULT
-            .get_or_init(|| {
-                let configured = std::env::var_os(crate::session::CACHE_DIR_VARIABLE)
-                    .filter(|value| !value.is_empty())
-                    .map(PathBuf::from);
-                match configured.or_else(|| dirs::cache_dir().map(|dir| dir.join("ecr-compose"))) {
-                    Some(dir) => DigestCache::in_dir(dir),
-                    None => DigestCache::in_memory(),
-                }
-            })
+        let configured = std::env::var_os(crate::session::CACHE_DIR_VARIABLE)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from);
+        Self::shared(configured.or_else(|| dirs::cache_dir().map(|dir| dir.join("ecr-compose"))))
+    }
+
+    /// Returns the process-wide cache of `dir`, so that the pushes of one
+    /// process share the entries they have loaded.
+    fn shared(dir: Option<PathBuf>) -> Self {
+        static CACHES: OnceLock<Mutex<HashMap<Option<PathBuf>, DigestCache>>> = OnceLock::new();
+        let mut caches = CACHES
+            .get_or_init(|| Mutex::new(HashMap::new()))
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        caches
+            .entry(dir.clone())
+            .or_insert_with(|| Self::with_dir(dir))
             .clone()
     }
 
@@ -282,6 +289,18 @@ fn now_seconds() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_cache_follows_its_folder() {
+        let first = tempfile::tempdir().unwrap();
+        let second = tempfile::tempdir().unwrap();
+        let one = DigestCache::shared(Some(first.path().to_path_buf()));
+        let again = DigestCache::shared(Some(first.path().to_path_buf()));
+        let other = DigestCache::shared(Some(second.path().to_path_buf()));
+        assert!(Arc::ptr_eq(&one.inner, &again.inner));
+        assert!(!Arc::ptr_eq(&one.inner, &other.inner));
+        assert_eq!(other.inner.dir.as_deref(), Some(second.path()));
+    }
 
     #[tokio::test]
     async fn record_then_read_back() {
