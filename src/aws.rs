@@ -390,7 +390,7 @@ fn map_service_code(code: &str, message: &str, action: &str, endpoint: &str) -> 
         | "MissingAuthenticationToken" | "InvalidSignatureException" => Error::new(
             EcrStatus::Authentication,
             "InvalidCredentials",
-            format!("{action} rejected the credentials ({code}: {message}). Check the access key id and secret access key of the profile."),
+            format!("{action} rejected the credentials ({code}: {message}). Check the access key id and secret access key of the profile or the environment, or run Get-EcrMfaSession for a new session."),
         ),
         "AccessDenied" | "AccessDeniedException" => Error::new(
             EcrStatus::Denied,

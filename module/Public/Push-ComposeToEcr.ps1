@@ -92,7 +92,8 @@ function Push-ComposeToEcr {
     The gzip level, 1 (fastest) to 12 (smallest), of the layers that the native path compresses
     from the engine's export or a docker archive. Defaults to 4, which stores about what docker
     push stores. Lower levels suit fast links to the registry, where the CPU limits the push;
-    higher ones suit slow links.
+    higher ones suit slow links. A layer pushed before keeps the compressed form recorded in the
+    layer digest cache, whatever the level; the engine path (-Via Docker) compresses on its own.
 
     .PARAMETER CaFile
     A PEM file of a certificate authority that signs the registries' certificates, trusted besides

@@ -239,6 +239,15 @@ pub async fn push(request: &PushRequest, context: &OperationContext) -> Result<P
         Via::Docker => Via::Docker,
         Via::Auto | Via::Native => Via::Native,
     };
+    match (via, request.compression_level) {
+        (Via::Docker, Some(level)) => {
+            tracing::warn!(level, "the docker engine compresses the layers itself, so the compression level is not used");
+        }
+        (Via::Docker, None) => {}
+        (_, level) => {
+            tracing::info!(gzip_level = level.unwrap_or(DEFAULT_GZIP_LEVEL), "layers missing from the digest cache are compressed");
+        }
+    }
     // The first images' sources open (and engine exports start) while the
     // ECR calls below run.
     let prefetch_cancel = context.cancel.child_token();

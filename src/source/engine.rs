@@ -6,8 +6,11 @@
 //! knows the config and every layer of the image, and the registry has them
 //! all, the push needs no export at all.
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
@@ -23,6 +26,12 @@ use super::{
     SourceOptions,
 };
 use crate::error::{EcrStatus, Error, Result};
+
+/// Name prefix of the temporary copies of engine exports.
+const EXPORT_PREFIX: &str = "ecr-compose-export-";
+/// Age from which an export copy counts as left behind by a killed process.
+/// A push that still reads its copy writes it less than this long ago.
+const STALE_EXPORT_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Seconds bollard waits for the engine's response headers.
 const ENGINE_TIMEOUT_SECONDS: u64 = 120;
@@ -135,8 +144,9 @@ impl EngineSource {
                 ),
             )
         };
+        sweep_stale_exports(&folder);
         let temporary = tempfile::Builder::new()
-            .prefix("ecr-compose-export-")
+            .prefix(EXPORT_PREFIX)
             .suffix(".tar")
             .tempfile_in(&folder)
             .map_err(spool_error)?;
@@ -228,6 +238,45 @@ impl ImageSource for EngineSource {
     }
 }
 
+/// Removes export copies older than [`STALE_EXPORT_AGE`] from `folder`, once
+/// per folder and process. A process killed during a push (SIGTERM on a
+/// cancelled CI job, SIGKILL) cannot delete its own copies.
+fn sweep_stale_exports(folder: &Path) {
+    static SWEPT: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    let first = SWEPT
+        .get_or_init(|| Mutex::new(HashSet::new()))
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(folder.to_path_buf());
+    if !first {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_export = name
+            .to_str()
+            .is_some_and(|name| name.starts_with(EXPORT_PREFIX) && name.ends_with(".tar"));
+        let age = entry
+            .metadata()
+            .and_then(|metadata| metadata.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok());
+        if is_export && age.is_some_and(|age| age > STALE_EXPORT_AGE) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %entry.path().display(), "removed an export copy left by an earlier push")
+                }
+                Err(error) => {
+                    tracing::debug!(path = %entry.path().display(), %error, "could not remove an old export copy")
+                }
+            }
+        }
+    }
+}
+
 fn connect(host: &str) -> Result<Docker> {
     let version = bollard::API_DEFAULT_VERSION;
     let connected = if host.starts_with("unix://") {
@@ -302,5 +351,32 @@ async fn cancellable<T>(
     tokio::select! {
         _ = cancel.cancelled() => Err(Error::cancelled()),
         value = future => Ok(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    fn file_aged(folder: &Path, name: &str, age: Duration) -> PathBuf {
+        let path = folder.join(name);
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+        path
+    }
+
+    #[test]
+    fn sweep_removes_only_old_exports() {
+        let folder = tempfile::tempdir().unwrap();
+        let day = Duration::from_secs(24 * 60 * 60);
+        let old = file_aged(folder.path(), "ecr-compose-export-old.tar", day + day);
+        let fresh = file_aged(folder.path(), "ecr-compose-export-new.tar", Duration::ZERO);
+        let other = file_aged(folder.path(), "other-export-old.tar", day + day);
+        sweep_stale_exports(folder.path());
+        assert!(!old.exists(), "an export copy older than a day is removed");
+        assert!(fresh.exists(), "a recent export copy stays");
+        assert!(other.exists(), "a file of another program stays");
     }
 }
