@@ -83,7 +83,11 @@ pub async fn push_image(
             id: progress_id,
             parent_id: parent_progress,
             activity: activity.clone(),
-            status: format!("{} ({} of {} blobs)", progress.status, progress.blobs_done, progress.blobs_total),
+            // Before the plan is made, the number of blobs is not known yet.
+            status: match progress.blobs_total {
+                0 => progress.status.clone(),
+                total => format!("{} ({} of {total} blobs)", progress.status, progress.blobs_done),
+            },
             percent,
             current_bytes: progress.completed_bytes,
             total_bytes: progress.total_bytes,
