@@ -294,11 +294,11 @@ mod tests {
     fn shared_cache_follows_its_folder() {
         let first = tempfile::tempdir().unwrap();
         let second = tempfile::tempdir().unwrap();
-        let one = DigestCache::shared(Some(first.path().to_path_buf()));
+        let cache = DigestCache::shared(Some(first.path().to_path_buf()));
         let again = DigestCache::shared(Some(first.path().to_path_buf()));
         let other = DigestCache::shared(Some(second.path().to_path_buf()));
-        assert!(Arc::ptr_eq(&one.inner, &again.inner));
-        assert!(!Arc::ptr_eq(&one.inner, &other.inner));
+        assert!(Arc::ptr_eq(&cache.inner, &again.inner));
+        assert!(!Arc::ptr_eq(&cache.inner, &other.inner));
         assert_eq!(other.inner.dir.as_deref(), Some(second.path()));
     }
 

@@ -348,6 +348,14 @@ mod tests {
         Ok(chunks.concat())
     }
 
+    /// Compresses `content`, stored in a file of its own, at `level`.
+    async fn gzip_at(content: &[u8], level: u8) -> Vec<u8> {
+        let (_file, layer) = layer_file(content);
+        collect(gzip_layer(layer, level, CancellationToken::new()))
+            .await
+            .unwrap()
+    }
+
     fn layer_file(content: &[u8]) -> (tempfile::NamedTempFile, UncompressedLayer) {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(b"prefix").unwrap();
@@ -364,14 +372,7 @@ mod tests {
     #[tokio::test]
     async fn gzip_round_trip() {
         let content = vec![7u8; 3 * PIECE_SIZE + 11];
-        let (_file, layer) = layer_file(&content);
-        let compressed = collect(gzip_layer(
-            layer,
-            DEFAULT_GZIP_LEVEL,
-            CancellationToken::new(),
-        ))
-        .await
-        .unwrap();
+        let compressed = gzip_at(&content, DEFAULT_GZIP_LEVEL).await;
         let mut decoded = Vec::new();
         flate2::read::MultiGzDecoder::new(&compressed[..])
             .read_to_end(&mut decoded)
@@ -412,28 +413,14 @@ mod tests {
         content.extend(random_bytes(5 * BLOCK_SIZE + 7, 1));
         content.extend(text_bytes(2 * BLOCK_SIZE));
         content.extend(random_bytes(MIN_JUDGED_BLOCK_SIZE - 1, 2));
-        let (_file, layer) = layer_file(&content);
-        let compressed = collect(gzip_layer(
-            layer,
-            DEFAULT_GZIP_LEVEL,
-            CancellationToken::new(),
-        ))
-        .await
-        .unwrap();
+        let compressed = gzip_at(&content, DEFAULT_GZIP_LEVEL).await;
         assert_eq!(gunzip(&compressed), content);
     }
 
     #[tokio::test]
     async fn gzip_stores_random_bytes() {
         let content = random_bytes(4 * PIECE_SIZE, 3);
-        let (_file, layer) = layer_file(&content);
-        let compressed = collect(gzip_layer(
-            layer,
-            DEFAULT_GZIP_LEVEL,
-            CancellationToken::new(),
-        ))
-        .await
-        .unwrap();
+        let compressed = gzip_at(&content, DEFAULT_GZIP_LEVEL).await;
         // Stored blocks of up to 65535 bytes add 5 bytes each, and each
         // piece's gzip member adds an 18-byte header and trailer.
         assert!(compressed.len() <= content.len() + content.len() / 1000 + 64);
@@ -443,14 +430,7 @@ mod tests {
     #[tokio::test]
     async fn gzip_compresses_text() {
         let content = text_bytes(4 * PIECE_SIZE);
-        let (_file, layer) = layer_file(&content);
-        let compressed = collect(gzip_layer(
-            layer,
-            DEFAULT_GZIP_LEVEL,
-            CancellationToken::new(),
-        ))
-        .await
-        .unwrap();
+        let compressed = gzip_at(&content, DEFAULT_GZIP_LEVEL).await;
         assert!(compressed.len() < content.len() / 20);
     }
 
@@ -460,10 +440,7 @@ mod tests {
         content.extend(random_bytes(BLOCK_SIZE, 5));
         let mut sizes = Vec::new();
         for level in [1, MAX_GZIP_LEVEL] {
-            let (_file, layer) = layer_file(&content);
-            let compressed = collect(gzip_layer(layer, level, CancellationToken::new()))
-                .await
-                .unwrap();
+            let compressed = gzip_at(&content, level).await;
             assert_eq!(gunzip(&compressed), content, "level {level}");
             sizes.push(compressed.len());
         }
@@ -487,14 +464,7 @@ mod tests {
 
     #[tokio::test]
     async fn gzip_empty_layer() {
-        let (_file, layer) = layer_file(b"");
-        let compressed = collect(gzip_layer(
-            layer,
-            DEFAULT_GZIP_LEVEL,
-            CancellationToken::new(),
-        ))
-        .await
-        .unwrap();
+        let compressed = gzip_at(b"", DEFAULT_GZIP_LEVEL).await;
         assert!(gunzip(&compressed).is_empty());
     }
 
@@ -516,22 +486,8 @@ mod tests {
     #[tokio::test]
     async fn gzip_is_deterministic() {
         let content = b"same bytes, same output".repeat(1000);
-        let (_file, layer) = layer_file(&content);
-        let (_again, same_layer) = layer_file(&content);
-        let first = collect(gzip_layer(
-            layer,
-            DEFAULT_GZIP_LEVEL,
-            CancellationToken::new(),
-        ))
-        .await
-        .unwrap();
-        let second = collect(gzip_layer(
-            same_layer,
-            DEFAULT_GZIP_LEVEL,
-            CancellationToken::new(),
-        ))
-        .await
-        .unwrap();
+        let first = gzip_at(&content, DEFAULT_GZIP_LEVEL).await;
+        let second = gzip_at(&content, DEFAULT_GZIP_LEVEL).await;
         assert_eq!(first, second);
     }
 
