@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ecr_compose::aws::SessionCredentials;
 use ecr_compose::events::LogLevel;
 use ecr_compose::operation::{OperationContext, runtime};
 use ecr_compose::push::{PushRequest, push};
@@ -147,12 +146,7 @@ fn main() -> ExitCode {
         }
     };
     let request = PushRequest {
-        credentials: Some(SessionCredentials {
-            access_key_id: session.access_key_id.clone(),
-            secret_access_key: session.secret_access_key.clone(),
-            session_token: Some(session.session_token.clone()),
-            expiration: Some(session.expiration.clone()),
-        }),
+        credentials: Some(session.credentials()),
         compose_files: vec![arguments.compose_file],
         registry_aliases: arguments.aliases,
         create_repository: true,

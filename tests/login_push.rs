@@ -74,12 +74,7 @@ fn login_and_push_through_alias() {
             &context,
         ))
         .unwrap();
-    let credentials = SessionCredentials {
-        access_key_id: session.access_key_id.clone(),
-        secret_access_key: session.secret_access_key.clone(),
-        session_token: Some(session.session_token.clone()),
-        expiration: Some(session.expiration.clone()),
-    };
+    let credentials = session.credentials();
 
     // Login writes the bare host key to a fresh docker config and removes a stale https:// key.
     let docker_config = tempfile::tempdir().unwrap();

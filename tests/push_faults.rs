@@ -13,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use distribution_support::images::{OciLayout, random_bytes};
-use ecr_compose::aws::SessionCredentials;
 use ecr_compose::events::LogLevel;
 use ecr_compose::operation::{OperationContext, runtime};
 use ecr_compose::push::{ImageStatus, PushRequest, push};
@@ -73,12 +72,7 @@ fn registry_killed_mid_push() {
         ))
         .unwrap();
     let request = PushRequest {
-        credentials: Some(SessionCredentials {
-            access_key_id: session.access_key_id.clone(),
-            secret_access_key: session.secret_access_key.clone(),
-            session_token: Some(session.session_token.clone()),
-            expiration: Some(session.expiration.clone()),
-        }),
+        credentials: Some(session.credentials()),
         working_directory: Some(project.path().to_path_buf()),
         registry_aliases: BTreeMap::from([(host.clone(), ECR_HOST.to_owned())]),
         sources: BTreeMap::from([("big".to_owned(), "oci-layout:layout#big".to_owned())]),

@@ -159,6 +159,18 @@ pub struct MfaSession {
     pub from_cache: bool,
 }
 
+impl MfaSession {
+    /// Returns the session's credentials in the form that login and push requests take.
+    pub fn credentials(&self) -> crate::aws::SessionCredentials {
+        crate::aws::SessionCredentials {
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            session_token: Some(self.session_token.clone()),
+            expiration: Some(self.expiration.clone()),
+        }
+    }
+}
+
 /// Values that the profile contributes to a token request.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct ProfileDefaults {
