@@ -228,6 +228,11 @@ fn login_and_push_through_alias() {
         ))
         .unwrap_err();
     assert_eq!(error.error_id, "SourceNeedsNativePush");
+    let error = runtime
+        .block_on(push(&PushRequest { compression_level: Some(13), ..request.clone() }, &context))
+        .unwrap_err();
+    assert_eq!(error.error_id, "InvalidCompressionLevel");
+    assert!(error.message.contains("level 13"), "{}", error.message);
 
     // A profile named explicitly must exist, even with keys in the environment.
     let error = runtime
